@@ -1,0 +1,73 @@
+"""Pseudo classifiers: one small linear head per chosen layer (Universal-KD, DIH).
+
+All heads are evaluated in one batched einsum over the stacked layer vectors. Teacher heads are
+fitted with the teacher frozen (the ``fit-teacher-heads`` stage) and stored beside the run
+(``heads.safetensors`` + ``heads.json``); student heads belong to the objective that trains them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import ModelError
+
+
+class LayerHeads(nn.Module):
+    """``len(layers)`` linear classifiers on the ``pooling``-pooled vectors of ``layers``.
+
+    ``forward(layer_vectors [B, L+1, d]) -> [B, k, C]``. Dropout is applied to the input
+    vectors during training only.
+    """
+
+    def __init__(self, layers: list[int], width: int, num_labels: int, *, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        if not layers:
+            raise ValueError("LayerHeads needs at least one layer")
+        self.layers = tuple(int(i) for i in layers)
+        self.width = width
+        self.num_labels = num_labels
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.weight = nn.Parameter(torch.empty(len(layers), width, num_labels))
+        self.bias = nn.Parameter(torch.zeros(len(layers), num_labels))
+        nn.init.normal_(self.weight, std=0.02)
+        self.register_buffer("_index", torch.tensor(self.layers, dtype=torch.long), persistent=False)
+
+    def forward(self, layer_vectors: torch.Tensor) -> torch.Tensor:
+        if layer_vectors.shape[1] <= max(self.layers):
+            raise ValueError(f"heads on layers {self.layers} but the model has {layer_vectors.shape[1] - 1} layers")
+        x = layer_vectors.index_select(1, self._index.to(layer_vectors.device))
+        x = self.dropout(x)
+        return torch.einsum("bkd,kdc->bkc", x, self.weight.to(x.dtype)) + self.bias.to(x.dtype)
+
+    # ------------------------------------------------------------------ io
+    def config_dict(self) -> dict:
+        return {"layers": list(self.layers), "width": self.width, "num_labels": self.num_labels,
+                "pooling": self.pooling, "dropout": self.dropout.p}
+
+    def save(self, out_dir: str | Path, extra: dict | None = None) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({"weight": self.weight.detach().contiguous().cpu(), "bias": self.bias.detach().contiguous().cpu()},
+                  str(out / "heads.safetensors"))
+        meta = dict(self.config_dict(), **(extra or {}))
+        (out / "heads.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LayerHeads:
+        path = Path(path)
+        meta_path, weights_path = path / "heads.json", path / "heads.safetensors"
+        if not meta_path.exists() or not weights_path.exists():
+            raise ModelError(f"{path}: not a heads directory (expected heads.json and heads.safetensors)")
+        meta = json.loads(meta_path.read_text())
+        heads = cls(meta["layers"], meta["width"], meta["num_labels"], pooling=meta.get("pooling", "cls"),
+                    dropout=meta.get("dropout", 0.1))
+        state = load_file(str(weights_path))
+        heads.weight.data.copy_(state["weight"])
+        heads.bias.data.copy_(state["bias"])
+        return heads

@@ -1,0 +1,535 @@
+"""The one training loop: fine-tuning a teacher, distilling a student, training an assistant and
+fitting pseudo classifiers are all this loop with different recipes and frozen parts.
+
+Built on Hugging Face Accelerate (mixed precision, DDP across processes). Features: AdamW with
+linear warm-up and decay, gradient accumulation, clipping, evaluation every epoch and every N
+steps, best checkpoint by the task's main metric, early stopping, exact ``resume`` from the last
+valid checkpoint (data order, RNG, optimizer, scheduler, recipe phase and objective state), a
+JSONL metrics log with every loss term, optional TensorBoard, a finite-loss guard.
+
+Multi-process: every process sees its interleaved slice of the same global batches (see
+:class:`~layerkd.data.batching.LengthGroupedBatchSampler`); evaluation shards the dev batches
+and gathers ``(index, output)`` pairs so each example is scored exactly once; only the main
+process writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data.batching import Batch, LengthGroupedBatchSampler, collate
+from .data.encoding import EncodedSplit
+from .errors import CheckpointError, NonFiniteLossError
+from .metrics import compute_metrics, predictions_from_outputs
+from .models.trace import Trace
+from .objectives.base import Needs
+from .recipe import Recipe
+from .tasks import Task
+
+log = logging.getLogger("layerkd")
+
+
+def _allow_new_precision(mp: str) -> None:
+    """Accelerate keeps one global state per process; several single-process runs in one Python
+    process (a benchmark suite, the test-suite) may use different precisions, so a stale
+    single-process state is reset. A distributed launch (one run per process) is left alone."""
+    from accelerate.state import AcceleratorState, PartialState  # noqa: PLC0415
+
+    if not AcceleratorState._shared_state:
+        return
+    state = AcceleratorState()
+    if state.num_processes == 1 and state.mixed_precision != mp:
+        AcceleratorState._reset_state()
+        PartialState._reset_state()
+
+
+class TrainModule(nn.Module):
+    """Student and recipe in one module, so that DDP synchronises the objectives' parameters
+    (projections, student heads) together with the student's."""
+
+    def __init__(self, student: nn.Module, recipe: Recipe):
+        super().__init__()
+        self.student = student
+        self.recipe = recipe
+
+    def forward(self, batch: Batch, teacher: Trace | None, needs: Needs):
+        trace = self.student(batch.inputs["student"], hidden_states=needs.student_hidden, attentions="attentions" in needs.student)
+        total, terms = self.recipe(trace, teacher, batch)
+        return total, terms
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    outputs: np.ndarray  # [N, C] in dataset order
+    predictions: np.ndarray  # [N] class ids or regression values
+
+    @property
+    def main(self) -> float:
+        return self.metrics["_main"]
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epoch to run next (or being run)
+    position: int = 0  # global batches of `epoch` already done
+    global_step: int = 0
+    best_score: float = -math.inf
+    best_step: int = -1
+    best_epoch: int = -1
+    bad_evals: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    log_offset: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+
+
+def _no_decay(name: str) -> bool:
+    n = name.lower()
+    return n.endswith("bias") or "layernorm" in n or "layer_norm" in n or n.endswith(".ln.weight")
+
+
+class Trainer:
+    def __init__(
+        self,
+        *,
+        student: nn.Module,
+        recipe: Recipe,
+        task: Task,
+        train_data: EncodedSplit,
+        eval_data: EncodedSplit,
+        config: TrainConfig,
+        output_dir: Path,
+        teacher: Any = None,  # a layerkd.teacher.TeacherProvider (None: no teacher, e.g. fine-tuning)
+        config_hash: str = "",
+        extra_eval: dict[str, EncodedSplit] | None = None,
+        progress: bool = True,
+        diagnostics: Any = None,  # callable(trainer, best_module) -> dict, run at the end
+        evaluator: Any = None,  # callable(trainer, module, data) -> EvalResult (default: score the student)
+    ):
+        from accelerate import Accelerator  # noqa: PLC0415
+        from accelerate.utils import DistributedDataParallelKwargs  # noqa: PLC0415
+
+        self.cfg = config
+        self.task = task
+        self.train_data = train_data
+        self.eval_data = eval_data
+        self.extra_eval = extra_eval or {}
+        self.output_dir = Path(output_dir)
+        self.ckpt_dir = self.output_dir / "checkpoints"
+        self.teacher = teacher
+        self.evaluator = evaluator
+        self.config_hash = config_hash
+        self.diagnostics = diagnostics
+        mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[config.precision]
+        _allow_new_precision(mp)
+        self.accelerator = Accelerator(
+            mixed_precision=mp,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+            cpu=not torch.cuda.is_available(),
+        )
+        self.is_main = self.accelerator.is_main_process
+        self.device = self.accelerator.device
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.module = TrainModule(student, recipe)
+        self.recipe = recipe
+        self.progress = progress and self.is_main and sys.stderr.isatty()
+        self.state = TrainState()
+        world = self.accelerator.num_processes
+        self.sampler = LengthGroupedBatchSampler(
+            train_data.lengths, config.batch_size, seed=config.seed, shuffle=True,
+            group_by_length=config.group_by_length, num_shards=world, shard_index=self.accelerator.process_index,
+        )
+        self.steps_per_epoch = len(self.sampler.global_batches(0))
+        if self.steps_per_epoch == 0:
+            raise RuntimeError("empty training set")
+        self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
+        self._tb = None
+
+    # ------------------------------------------------------------------ optimisation set-up
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, p in self.module.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if _no_decay(name) else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr, eps=self.cfg.adam_eps)
+
+    def _scheduler(self, optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        total = max(1, self.total_steps)
+        warm = int(self.cfg.warmup_ratio * total)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / max(1, warm)
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+        if self._tb is not None and record.get("event") in ("train", "eval"):
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("time", "step", "epoch"):
+                    self._tb.add_scalar(f"{record['event']}/{k}", v, record.get("step", 0))
+
+    def _log_size(self) -> int:
+        p = self.output_dir / "log.jsonl"
+        return p.stat().st_size if p.exists() else 0
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, data: EncodedSplit, module: TrainModule | None = None) -> EvalResult:
+        """Score ``data`` (by default: the student's predictions, each example exactly once)."""
+        module = module or self.accelerator.unwrap_model(self.module)
+        if self.evaluator is not None:
+            return self.evaluator(self, module, data)
+        return self.score_outputs(data, lambda batch: module.student(batch.inputs["student"]).require_logits(), module)
+
+    @torch.no_grad()
+    def score_outputs(self, data: EncodedSplit, outputs_fn, model: nn.Module, metric_prefix: str = "") -> EvalResult:
+        """Run ``outputs_fn(batch) -> [B, C]`` over ``data`` (sharded across processes, gathered,
+        each row once) and compute the task's metrics."""
+        was_training = model.training
+        model.eval()
+        sampler = LengthGroupedBatchSampler(data.lengths, self.cfg.eval_batch_size, shuffle=False)
+        batches = sampler.batches()
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        idx_parts, out_parts = [], []
+        for b in batches[rank::world]:
+            batch = collate([data[i] for i in b]).to(self.device)
+            with self.accelerator.autocast():
+                out = outputs_fn(batch)
+            idx_parts.append(batch.index.cpu().numpy())
+            out_parts.append(out.float().cpu().numpy())
+        local = (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
+                 np.concatenate(out_parts) if out_parts else np.zeros((0, 0), np.float32))
+        if world > 1:
+            from accelerate.utils import gather_object  # noqa: PLC0415
+
+            parts = [p for p in gather_object([local]) if len(p[0])]
+            index = np.concatenate([p[0] for p in parts])
+            outputs = np.concatenate([p[1] for p in parts])
+        else:
+            index, outputs = local
+        order = np.argsort(index, kind="stable")
+        index, outputs = index[order], outputs[order]
+        if len(index) != len(data) or not np.array_equal(index, np.arange(len(data))):
+            raise RuntimeError(f"evaluation covered {len(index)} rows of {len(data)} (duplicates or gaps)")
+        preds = predictions_from_outputs(outputs, self.task.is_regression)
+        gold = data.labels.numpy()
+        metrics = compute_metrics(self.task.metrics, preds, gold)
+        metrics["_main"] = metrics[self.task.main_metric]
+        if metric_prefix:
+            metrics = {f"{metric_prefix}{k}" if k != "_main" else k: v for k, v in metrics.items()}
+        if was_training:
+            model.train()
+        return EvalResult(metrics, outputs, preds)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, optimizer, scheduler) -> None:
+        if self.is_main:
+            unwrapped = self.accelerator.unwrap_model(self.module)
+            state = dict(vars(self.state))
+            state["log_offset"] = self._log_size()
+            state["config_hash"] = self.config_hash
+            state["recipe"] = self.recipe.schedule_state()
+            path = self.ckpt_dir / f"step-{self.state.global_step:07d}"
+            ckpt.save_checkpoint(
+                path,
+                model=unwrapped.student,
+                objectives=unwrapped.recipe,
+                optimizer_state=optimizer.state_dict(),
+                scheduler_state=scheduler.state_dict(),
+                state=state,
+            )
+            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+
+    def _save_best(self) -> None:
+        if self.is_main:
+            module = self.accelerator.unwrap_model(self.module)
+            ckpt.write_dir_atomically(self.ckpt_dir / "best", lambda tmp: ckpt.save_module(module, tmp / "module.safetensors"))
+        self.accelerator.wait_for_everyone()
+
+    def _resume(self, optimizer, scheduler) -> None:
+        path = ckpt.latest_valid_checkpoint(self.ckpt_dir, warn=lambda m: log.warning(m))
+        if path is None:
+            if ckpt.list_checkpoints(self.ckpt_dir):
+                log.warning("no valid checkpoint to resume from; starting from scratch")
+            else:
+                log.info("no checkpoint found in %s; starting from scratch", self.ckpt_dir)
+            return
+        data = ckpt.load_checkpoint(path)
+        st = data["state"]
+        if self.config_hash and st.get("config_hash") and st["config_hash"] != self.config_hash:
+            raise CheckpointError(
+                f"--resume: checkpoint {path} was written by a run with another configuration "
+                "(resolved config hash differs); use a new --output-dir or the original config"
+            )
+        unwrapped = self.accelerator.unwrap_model(self.module)
+        ckpt.load_module(unwrapped.student, data["model"])
+        ckpt.load_module(unwrapped.recipe, data["objectives"])
+        optimizer.load_state_dict(data["optimizer"])
+        scheduler.load_state_dict(data["scheduler"])
+        for k in vars(self.state):
+            if k in st:
+                setattr(self.state, k, st[k])
+        self.recipe.load_schedule_state(st["recipe"])
+        self._pending_rng = (st["rng"], data["rng"])
+        # mid-epoch: objective state (e.g. RAIL's per-batch draw) as of the checkpoint, re-applied
+        # after start_epoch; at an epoch boundary start_epoch derives the new epoch's state itself
+        self._pending_objective_state = st["recipe"].get("objectives", {}) if self.state.position > 0 else None
+        if self.is_main:  # drop log lines written after this checkpoint by the interrupted run
+            p = self.output_dir / "log.jsonl"
+            if p.exists() and p.stat().st_size > self.state.log_offset:
+                with open(p, "r+b") as fh:
+                    fh.truncate(self.state.log_offset)
+        log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % (2**32))
+        import random as _random  # noqa: PLC0415
+
+        _random.seed(cfg.seed)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        optimizer = self._optimizer()
+        scheduler = self._scheduler(optimizer)
+        self._pending_rng = None
+        self._pending_objective_state = None
+        if resume:
+            self._resume(optimizer, scheduler)
+        module, optimizer = self.accelerator.prepare(self.module, optimizer)
+        if cfg.tensorboard and self.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+            except ImportError as exc:  # pragma: no cover - depends on the optional extra
+                raise RuntimeError("train.tensorboard needs the 'tb' extra: pip install 'layerkd[tb]'") from exc
+            self._tb = SummaryWriter(str(self.output_dir / "tb"))
+        t0 = time.time()
+        if self.state.global_step == 0 and not resume:
+            self._log({"event": "start", "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                       "phases": self.recipe.describe(), "processes": self.accelerator.num_processes})
+        from .progress import make_progress  # noqa: PLC0415
+
+        with make_progress(self.progress) as bar:
+            task_id = bar.add_task("training", total=self.total_steps, completed=self.state.global_step)
+            while self.state.epoch < cfg.epochs and self.state.global_step < self.total_steps and not self.state.stopped_early:
+                self._run_epoch(module, optimizer, scheduler, bar, task_id)
+        if self._tb is not None:
+            self._tb.close()
+        return self._finish(time.time() - t0)
+
+    def _teacher(self, needs: Needs, data: EncodedSplit | None = None):
+        if not needs.needs_teacher:
+            return None
+        if self.teacher is None:
+            raise RuntimeError("the recipe needs a teacher but none was given")
+        return self.teacher.source(needs, self.device, data if data is not None else self.train_data)
+
+    def _run_epoch(self, module, optimizer, scheduler, bar, task_id) -> None:
+        cfg, st = self.cfg, self.state
+        epoch = st.epoch
+        starting_fresh = st.position == 0
+        info = self.recipe.start_epoch(epoch)
+        if self._pending_objective_state:  # mid-epoch resume: objective state as of the checkpoint
+            for k, s in self._pending_objective_state.items():
+                if k in self.recipe.objectives:
+                    self.recipe.objectives[k].load_extra_state_dict(s)
+            self._pending_objective_state = None
+        if starting_fresh:
+            st.epoch_loss_sum, st.epoch_loss_count = 0.0, 0
+            self._log({"event": "epoch_start", "epoch": epoch, "step": st.global_step, **info})
+        if self._pending_rng is not None:
+            ckpt.restore_rng(*self._pending_rng)
+            self._pending_rng = None
+        needs = self.recipe.needs()
+        teacher = self._teacher(needs)
+        batches = self.sampler.batches(epoch)
+        module.train()
+        accum_terms: dict[str, torch.Tensor] = {}
+        accum_count = 0
+        micro = cfg.grad_accum
+        params = [p for p in module.parameters() if p.requires_grad]
+        for pos in range(st.position, len(batches)):
+            if st.global_step >= self.total_steps:
+                break
+            self.recipe.start_step()
+            local = batches[pos]
+            chunks = [local[i::micro] for i in range(micro)] if micro > 1 else [local]
+            chunks = [c for c in chunks if c]
+            total_value = torch.zeros((), device=self.device)
+            step_terms: dict[str, torch.Tensor] = {}
+            for ci, chunk in enumerate(chunks):
+                batch = collate([self.train_data[i] for i in chunk]).to(self.device)
+                teacher_trace = teacher.trace(batch, needs) if teacher is not None else None
+                sync = ci == len(chunks) - 1
+                ctx = self.accelerator.no_sync(module) if not sync else _null()
+                with ctx:
+                    with self.accelerator.autocast():
+                        loss, terms = module(batch, teacher_trace, needs)
+                    share = len(chunk) / len(local)
+                    self.accelerator.backward(loss * share)
+                total_value = total_value + loss.detach().float() * share
+                for k, v in terms.items():
+                    step_terms[k] = step_terms.get(k, 0.0) + v.detach().float() * share
+            if not self._finite(total_value, step_terms, optimizer):
+                continue_run = cfg.nonfinite == "skip"
+                if not continue_run:
+                    bad = [k for k, v in step_terms.items() if not torch.isfinite(v)]
+                    raise NonFiniteLossError(
+                        f"non-finite loss at step {st.global_step + 1} (epoch {epoch}) from objective "
+                        f"{', '.join(bad) or 'total'}; lower the learning rate or set train.nonfinite: skip"
+                    )
+                self._log({"event": "skipped_step", "step": st.global_step + 1, "epoch": epoch,
+                           "terms": {k: float(v) for k, v in step_terms.items()}})
+                optimizer.zero_grad(set_to_none=True)
+                st.position = pos + 1
+                continue
+            if cfg.max_grad_norm is not None:
+                self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            st.global_step += 1
+            st.position = pos + 1
+            accum_count += 1
+            for k, v in step_terms.items():
+                accum_terms[k] = accum_terms.get(k, 0.0) + v
+            accum_terms["loss"] = accum_terms.get("loss", 0.0) + total_value
+            bar.update(task_id, completed=st.global_step)
+            if st.global_step % cfg.log_every_steps == 0:
+                self._flush_train_log(accum_terms, accum_count, scheduler, epoch)
+                accum_terms, accum_count = {}, 0
+            if cfg.eval_every_steps and st.global_step % cfg.eval_every_steps == 0 and st.position < len(batches):
+                self._evaluate_and_track(epoch, end_of_epoch=False)
+                module.train()
+                if st.stopped_early:
+                    break
+            if cfg.checkpoint_every_steps and st.global_step % cfg.checkpoint_every_steps == 0 and st.position < len(batches):
+                self._save_checkpoint(optimizer, scheduler)
+        if accum_count:
+            self._flush_train_log(accum_terms, accum_count, scheduler, epoch)
+        # end of epoch
+        if not st.stopped_early:
+            self._evaluate_and_track(epoch, end_of_epoch=True)
+        mean_loss = st.epoch_loss_sum / max(1, st.epoch_loss_count)
+        mean_loss = float(self.accelerator.reduce(torch.tensor(mean_loss, device=self.device), "mean"))
+        new_phase = self.recipe.end_epoch(epoch, mean_loss)
+        if new_phase is not None:
+            self._log({"event": "phase", "epoch": epoch + 1, "step": st.global_step, "phase": new_phase.name,
+                       "weights": new_phase.weights, "options": new_phase.options})
+        st.epoch += 1
+        st.position = 0
+        self._save_checkpoint(optimizer, scheduler)
+
+    def _finite(self, total: torch.Tensor, terms: dict[str, torch.Tensor], optimizer) -> bool:
+        ok = torch.isfinite(total).float()
+        if self.accelerator.num_processes > 1:
+            ok = self.accelerator.reduce(ok, "min")
+        finite = bool(ok.item())
+        if finite:
+            self.state.epoch_loss_sum += float(total)
+            self.state.epoch_loss_count += 1
+        return finite
+
+    def _flush_train_log(self, accum, count, scheduler, epoch) -> None:
+        rec = {"event": "train", "step": self.state.global_step, "epoch": epoch, "phase": self.recipe.phase.name,
+               "lr": scheduler.get_last_lr()[0]}
+        for k, v in accum.items():
+            rec[k if k == "loss" else f"term/{k}"] = float(v) / count
+        self._log(rec)
+
+    def _evaluate_and_track(self, epoch: int, end_of_epoch: bool) -> None:
+        st = self.state
+        res = self.evaluate(self.eval_data)
+        main = res.main
+        improved = main > st.best_score
+        entry = {"step": st.global_step, "epoch": epoch + (1 if end_of_epoch else 0), "end_of_epoch": end_of_epoch,
+                 **{k: v for k, v in res.metrics.items() if k != "_main"}}
+        st.history.append(entry)
+        self._log({"event": "eval", "split": self.eval_data.split.name, **entry, "main": main, "best": improved})
+        if improved:
+            st.best_score, st.best_step, st.best_epoch, st.bad_evals = main, st.global_step, entry["epoch"], 0
+            self._save_best()
+        else:
+            st.bad_evals += 1
+            if self.cfg.early_stopping_patience and st.bad_evals >= self.cfg.early_stopping_patience:
+                st.stopped_early = True
+                self._log({"event": "early_stop", "step": st.global_step, "epoch": epoch})
+        if self.is_main:
+            log.info("eval step %d: %s %.4f%s", st.global_step, self.task.main_metric, main, " (best)" if improved else "")
+
+    # ------------------------------------------------------------------ the end
+    def _finish(self, wall: float) -> dict[str, Any]:
+        st = self.state
+        module = self.accelerator.unwrap_model(self.module)
+        last = self.evaluate(self.eval_data)
+        best_file = self.ckpt_dir / "best" / "module.safetensors"
+        if best_file.exists() and st.best_step != st.global_step:
+            best_module = copy.deepcopy(module)
+            ckpt.load_module(best_module, best_file)
+            best_module.to(self.device)
+            best = self.evaluate(self.eval_data, best_module)
+        else:
+            best_module, best = module, last
+        extra = {}
+        for name, data in self.extra_eval.items():
+            extra[name] = {
+                "best": {k: v for k, v in self.evaluate(data, best_module).metrics.items() if k != "_main"},
+                "last": {k: v for k, v in self.evaluate(data, module).metrics.items() if k != "_main"},
+            }
+        diag = self.diagnostics(self, best_module) if self.diagnostics is not None else {}
+        result = {
+            "task": self.task.name,
+            "main_metric": self.task.main_metric,
+            "best": {k: v for k, v in best.metrics.items() if k != "_main"},
+            "last": {k: v for k, v in last.metrics.items() if k != "_main"},
+            "best_step": st.best_step,
+            "best_epoch": st.best_epoch,
+            "steps": st.global_step,
+            "epochs_run": st.epoch,
+            "stopped_early": st.stopped_early,
+            "history": st.history,
+            "train_seconds": wall,
+            "extra_eval": extra,
+            "diagnostics": diag,
+            "precision": self.cfg.precision,
+            "processes": self.accelerator.num_processes,
+        }
+        self.best_module = best_module
+        self.best_model = best_module.student
+        self.best_eval, self.last_eval = best, last
+        return result
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,144 @@
+"""CLI: finetune → evaluate end to end, help texts, and the bad-input catalogue of issue 2
+(one clear line, exit code 2, no half-written output directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clihelp import assert_user_error, run_cli
+
+from layerkd import toy
+
+
+@pytest.fixture(scope="module")
+def glue_like(tmp_path_factory) -> Path:
+    """A GLUE-layout directory whose SST-2 holds toy sentences (the toy tokenizer knows them)."""
+    root = tmp_path_factory.mktemp("glue")
+    d = root / "SST-2"
+    d.mkdir()
+    for split, n, seed in (("train", 200, 0), ("dev", 60, 1)):
+        rows = toy.sentiment_examples(n, seed=seed)
+        (d / f"{split}.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    return root
+
+
+def _finetune_args(model, data_dir, out, *extra):
+    return ["finetune", "--model", model, "--task", "sst-2", "--data-dir", data_dir, "--output-dir", out,
+            "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--lr", "1e-3", *extra]
+
+
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run_cli("--help", capsys=capsys)
+    assert code == 0
+    for cmd in ("finetune", "evaluate", "distill", "methods", "demo", "cache"):
+        assert cmd in out
+
+
+def test_finetune_then_evaluate(tiny_bert_dir, glue_like, tmp_path, capsys):
+    out = tmp_path / "model"
+    code, stdout, err = run_cli(*_finetune_args(tiny_bert_dir, glue_like, out), capsys=capsys)
+    assert code == 0, err
+    assert "saved to" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    # a Hugging Face-loadable directory
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    AutoModelForSequenceClassification.from_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(out))
+    # evaluate the saved model on the GLUE split: the same score as training reported
+    code, stdout, err = run_cli("evaluate", out, "--task", "sst-2", "--data-dir", glue_like, "--max-length", "32", capsys=capsys)
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert json.loads((out / "eval-dev.json").read_text())["accuracy"] == pytest.approx(metrics["accuracy"])
+    # and on any labelled file with a column mapping (e.g. an out-of-domain set)
+    other = tmp_path / "ood.tsv"
+    rows = toy.sentiment_examples(30, seed=9)
+    other.write_text("id\ttext\tgold\n" + "".join(f"{i}\t{t}\t{y}\n" for i, (t, y) in enumerate(rows)))
+    code, stdout, err = run_cli("evaluate", out, "--task", "sst-2", "--file", other, "--columns", "text_a=text,label=gold",
+                                "--max-length", "32", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["rows"] == 30
+
+
+def _bad_glue(tmp_path, train_text: str | None, dev_text: str | None = "sentence\tlabel\ngood movie\t1\n") -> Path:
+    root = tmp_path / "glue"
+    (root / "SST-2").mkdir(parents=True)
+    if train_text is not None:
+        (root / "SST-2" / "train.tsv").write_text(train_text)
+    if dev_text is not None:
+        (root / "SST-2" / "dev.tsv").write_text(dev_text)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("case", "pattern"),
+    [
+        ("missing data dir", r"GLUE data directory not found"),
+        ("missing split", r"train split not found: .*train\.tsv"),
+        ("wrong field count", r"train\.tsv line 3: expected 2 tab-separated fields, found 3"),
+        ("unknown label", r"train\.tsv line 2: label '7' is not one of the task's labels"),
+        ("empty split", r"train\.tsv: no data rows"),
+        ("unknown task", r"unknown task 'nope'"),
+        ("model path not a model", r"is not a model directory"),
+        ("existing output dir", r"exists and is not empty; pass --overwrite"),
+    ],
+)
+def test_finetune_bad_input(case, pattern, tiny_bert_dir, tmp_path, capsys):
+    good = "sentence\tlabel\ngood movie\t1\nbad film\t0\n"
+    train_text = {
+        "missing split": None,
+        "wrong field count": "sentence\tlabel\ngood movie\t1\nbad\tfilm\t0\n",
+        "unknown label": "sentence\tlabel\ngood movie\t7\n",
+        "empty split": "sentence\tlabel\n",
+    }.get(case, good)
+    data = tmp_path / "nowhere" if case == "missing data dir" else _bad_glue(tmp_path, train_text)
+    model = tmp_path / "not-a-model" if case == "model path not a model" else tiny_bert_dir
+    if case == "model path not a model":
+        model.mkdir()
+        (model / "weights.bin").write_text("x")
+    out = tmp_path / "out"
+    if case == "existing output dir":
+        out.mkdir()
+        (out / "keep.txt").write_text("precious")
+    task = "nope" if case == "unknown task" else "sst-2"
+    args = _finetune_args(model, data, out)
+    args[args.index("--task") + 1] = task
+    code, _, err = run_cli(*args, capsys=capsys)
+    assert_user_error(code, err, pattern)
+    if case == "existing output dir":
+        assert (out / "keep.txt").read_text() == "precious"
+    else:
+        assert not out.exists(), "a failed run must leave no output directory"
+
+
+def test_unknown_config_key(tiny_bert_dir, glue_like, tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"task: sst-2\nmodel: {tiny_bert_dir}\ndata: {{data_dir: {glue_like}}}\ntrain: {{epochs: 1, lrate: 0.1}}\n")
+    code, _, err = run_cli("finetune", "--config", cfg, "--output-dir", tmp_path / "out", capsys=capsys)
+    line = assert_user_error(code, err, r"run\.yaml: train\.lrate: unknown key")
+    assert "lr" in line and not (tmp_path / "out").exists()
+
+
+def test_config_value_out_of_range(tiny_bert_dir, glue_like, tmp_path, capsys):
+    code, _, err = run_cli(*_finetune_args(tiny_bert_dir, glue_like, tmp_path / "out", "--lr", "-1"), capsys=capsys)
+    assert_user_error(code, err, r"train\.lr: .*greater than 0")
+
+
+def test_overwrite_replaces_the_output_dir(tiny_bert_dir, glue_like, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    code, _, err = run_cli(*_finetune_args(tiny_bert_dir, glue_like, out, "--overwrite"), capsys=capsys)
+    assert code == 0, err
+    assert not (out / "old.txt").exists() and (out / "metrics.json").exists()
+
+
+def test_evaluate_bad_input(tiny_bert_dir, tmp_path, capsys):
+    code, _, err = run_cli("evaluate", tiny_bert_dir, "--task", "sst-2", "--file", tmp_path / "missing.tsv", capsys=capsys)
+    assert_user_error(code, err, r"data file not found: .*missing\.tsv")
+    code, _, err = run_cli("evaluate", tiny_bert_dir, "--task", "sst-2", capsys=capsys)
+    assert_user_error(code, err, r"give either --data-dir .* or --file")
