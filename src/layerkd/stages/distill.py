@@ -1,0 +1,205 @@
+"""Stage ``distill``: teacher → student with a recipe (and ``takd``'s two stages).
+
+Order of work, so that a bad input costs nothing and leaves nothing behind:
+
+1. read the data, load the teacher, build the student, resolve the method/recipe;
+2. build every objective against the pair — each checks its needs (token alignment, head
+   counts, layer ranges, widths or projections) and refuses an impossible pair with a message;
+3. only then create the output directory, fit/load the teacher's pseudo classifiers if the
+   recipe needs them, and train.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import atomic_write_text
+from ..config import RunConfig
+from ..data.batching import LengthGroupedBatchSampler, collate
+from ..data.encoding import EncodedSplit
+from ..data.readers import Split
+from ..errors import ConfigError, PairError
+from ..methods import Method, resolve_method
+from ..models.fingerprint import model_fingerprint
+from ..models.load import build_student, load_model
+from ..objectives.base import BuildContext
+from ..recipe import Recipe, build_recipe
+from ..tasks import Task, task_from_config
+from ..teacher import TeacherProvider
+from ..trainer import Trainer
+from .common import config_hash, load_data, output_directory, seed_everything, write_outputs
+from .heads import fit_teacher_heads, head_layers
+
+log = logging.getLogger("layerkd")
+
+HEAD_OBJECTIVES = frozenset({"universal", "dih"})
+
+
+@dataclass
+class Plan:
+    task: Task
+    train: Split
+    dev: Split
+    extra: dict[str, Split]
+    teacher: torch.nn.Module
+    student: torch.nn.Module
+    method: Method
+    recipe: Recipe
+    head_layers: tuple[int, ...]
+
+
+def resolve_recipe(cfg: RunConfig) -> Method:
+    if cfg.recipe is not None:
+        return Method("custom", "recipe from the config", cfg.recipe)
+    return resolve_method(cfg.method or "kd")
+
+
+def check_labels(task: Task, teacher_info, student_info) -> None:
+    if teacher_info.num_labels != task.num_labels:
+        raise PairError(f"teacher has {teacher_info.num_labels} outputs but task {task.name} needs {task.num_labels}")
+    if student_info.num_labels != task.num_labels:
+        raise PairError(f"student has {student_info.num_labels} outputs but task {task.name} needs {task.num_labels}")
+
+
+def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = None, method: Method | None = None,
+                 cut_from=None) -> Plan:
+    """Everything validated, nothing written. ``cut_from`` is the model that ``layers:``/``bottom:``
+    student specs are cut from (default: the teacher)."""
+    if cfg.teacher is None or cfg.student is None:
+        raise ConfigError("distill: give teacher and student")
+    task = task_from_config(cfg.task)
+    train, dev, extra = load_data(cfg.data, task)
+    if teacher is None:
+        teacher = load_model(cfg.teacher.path, task, trust_remote_code=cfg.trust_remote_code, require_head=True)
+    method = method or resolve_recipe(cfg)
+    needs_heads = any(o.name in HEAD_OBJECTIVES for o in method.recipe.objectives)
+    layers: tuple[int, ...] = ()
+    if needs_heads:
+        if cfg.teacher.heads is not None:
+            from ..models.heads import LayerHeads  # noqa: PLC0415
+
+            layers = LayerHeads.load(cfg.teacher.heads).layers
+        else:
+            layers = tuple(head_layers(cfg.teacher.fit_heads.layers, teacher.info.num_layers))
+    seed_everything(cfg.train.seed)
+    student = build_student(student_spec or cfg.student, cut_from or teacher, task, train_texts=train,
+                            trust_remote_code=cfg.trust_remote_code)
+    check_labels(task, teacher.info, student.info)
+    ctx = BuildContext(student=student.info, teacher=teacher.info, num_labels=task.num_labels,
+                       regression=task.is_regression, seed=cfg.train.seed, teacher_head_layers=layers)
+    recipe = build_recipe(method.recipe, ctx, cfg.train.epochs, where=f"method {method.name}")
+    needs = recipe.all_needs()
+    if "attentions" in needs.student and hasattr(student, "use_eager_attention"):
+        student.use_eager_attention()
+    return Plan(task, train, dev, extra, teacher, student, method, recipe, layers)
+
+
+def _datasets(plan: Plan, max_length: int):
+    enc = {"student": plan.student.text_encoder}
+    if plan.recipe.all_needs().needs_teacher:
+        enc["teacher"] = plan.teacher.text_encoder
+    make = lambda split: EncodedSplit(split, enc, max_length, length_role="student")  # noqa: E731
+    return make(plan.train), make(plan.dev), {k: make(v) for k, v in plan.extra.items()}
+
+
+def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev: EncodedSplit) -> dict[str, Any]:
+    """Attention over teacher layers averaged over the dev set (ALP, Universal-KD), RAIL draws."""
+    out: dict[str, Any] = {}
+    objs = {k: o for k, o in module.recipe.objectives.items() if o.diagnostic_axes() is not None}
+    if objs:
+        module.eval()
+        sums: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for b in LengthGroupedBatchSampler(dev.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
+                batch = collate([dev[i] for i in b]).to(trainer.device)
+                s = module.student(batch.inputs["student"], hidden_states=True)
+                for k, o in objs.items():
+                    t = provider.source(o.needs, trainer.device, dev).trace(batch, o.needs)
+                    w = o.layer_weights(s, t).float().sum(dim=0).cpu()
+                    sums[k] = w if k not in sums else sums[k] + w
+        out["layer_attention"] = {
+            k: {**objs[k].diagnostic_axes(), "weights": (sums[k] / len(dev)).tolist()} for k in sums
+        }
+    draws = {k: {str(e): d for e, d in o.history.items()} for k, o in module.recipe.objectives.items() if hasattr(o, "history")}
+    if draws:
+        out["rail_draws"] = draws
+    out["teacher_source"] = provider.decisions
+    return out
+
+
+def _cache(cfg: RunConfig):
+    if not cfg.cache.enabled:
+        return None
+    from ..teacher_cache import TeacherCache  # noqa: PLC0415
+
+    return TeacherCache(cache_root(cfg), dtype=cfg.cache.dtype, max_length=cfg.train.max_length)
+
+
+def cache_root(cfg: RunConfig) -> Path:
+    import os  # noqa: PLC0415
+
+    if cfg.cache.dir:
+        return Path(cfg.cache.dir)
+    return Path(os.environ.get("LAYERKD_CACHE", Path.home() / ".cache" / "layerkd"))
+
+
+def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
+    train_ds, dev_ds, extra_ds = _datasets(plan, cfg.train.max_length)
+    needs = plan.recipe.all_needs()
+    heads, heads_report = None, None
+    teacher_fp = model_fingerprint(plan.teacher) if needs.needs_teacher else ""
+    cache = _cache(cfg) if needs.needs_teacher else None
+    if "head_logits" in needs.teacher:
+        if cfg.teacher.heads is not None:
+            from ..models.heads import LayerHeads  # noqa: PLC0415
+
+            heads = LayerHeads.load(cfg.teacher.heads)
+            if heads.width != plan.teacher.info.hidden_size or heads.num_labels != plan.task.num_labels:
+                raise PairError(f"teacher.heads {cfg.teacher.heads}: heads of width {heads.width} / {heads.num_labels} labels "
+                                f"do not fit this teacher (width {plan.teacher.info.hidden_size}, {plan.task.num_labels} labels)")
+            heads_report = {"layers": list(heads.layers), "source": cfg.teacher.heads}
+        else:
+            heads, heads_report = fit_teacher_heads(
+                teacher=plan.teacher, task=plan.task, train=train_ds, dev=dev_ds, cfg=cfg.teacher.fit_heads,
+                seed=cfg.train.seed, max_length=cfg.train.max_length, work_dir=out / "teacher_heads_run",
+                cache_root=cache_root(cfg), teacher_fp=teacher_fp, cache=cache)
+        heads.save(out / "teacher_heads", extra=heads_report)
+    provider = TeacherProvider(plan.teacher, heads, cache=cache)
+    trainer = Trainer(
+        student=plan.student, recipe=plan.recipe, task=plan.task, train_data=train_ds, eval_data=dev_ds, config=cfg.train,
+        output_dir=out, teacher=provider, config_hash=config_hash(cfg), extra_eval=extra_ds, progress=progress,
+        diagnostics=lambda tr, mod: collect_diagnostics(tr, mod, provider, dev_ds),
+    )
+    result = trainer.fit(resume=resume)
+    result.update({"method": plan.method.name, "method_description": plan.method.description,
+                   "teacher_fingerprint": teacher_fp, "train_rows": len(plan.train), "train_meta": plan.train.meta,
+                   "student": plan.student.info.describe(), "teacher": plan.teacher.info.describe()})
+    if heads_report is not None:
+        result["diagnostics"]["teacher_heads"] = heads_report
+    if trainer.is_main:
+        write_outputs(out, trainer.best_model, cfg, result,
+                      eval_outputs={"best": trainer.best_eval.predictions, "last": trainer.last_eval.predictions})
+    return result
+
+
+def distill(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    method = resolve_recipe(cfg)
+    if method.pipeline == "takd":
+        from .takd import takd  # noqa: PLC0415
+
+        return takd(cfg, method, resume=resume, overwrite=overwrite, progress=progress)
+    if method.pipeline is not None:
+        raise ConfigError(f"method {method.name!r}: unknown pipeline {method.pipeline!r}")
+    plan = plan_distill(cfg, method=method)
+    with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume) as out:
+        result = run_plan(plan, cfg, out, resume=resume, progress=progress)
+    return result
+
+
+def write_summary(out: Path, text: str) -> None:
+    atomic_write_text(out / "summary.txt", text)
