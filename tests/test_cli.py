@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from clihelp import assert_user_error, run_cli
 
+from clihelp import assert_user_error, run_cli
 from layerkd import toy
 
 

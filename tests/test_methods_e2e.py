@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import distill_config
 
+from conftest import distill_config
 from layerkd.data.encoding import EncodedSplit
 from layerkd.data.readers import read_file
 from layerkd.models.load import build_student, load_model

@@ -1,0 +1,338 @@
+"""The ``layerkd`` command.
+
+User errors (bad files, config keys, impossible pairs …) print one line ``error: …`` and exit
+with code 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .config import deep_merge, read_yaml, validate_run_config
+from .errors import LayerKDError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help=(
+        "layerkd — intermediate-layer knowledge distillation for text classifiers.\n\n"
+        "Typical flow: [bold]layerkd finetune[/] a teacher, [bold]layerkd distill[/] it into a student with a "
+        "method ([bold]layerkd methods[/] lists them), [bold]layerkd evaluate[/] any saved model. "
+        "[bold]layerkd demo[/] runs the whole thing offline in a few minutes."
+    ),
+)
+cache_app = typer.Typer(help="Inspect or clear the teacher-output cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+log = logging.getLogger("layerkd")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML run config; command-line options override it")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="task name (rte, sst-2, mrpc, sts-b, cola, …)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="GLUE directory in the classic layout")]
+OutOpt = Annotated[Path | None, typer.Option("--output-dir", help="where the model, metrics and logs go")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="training epochs (total, all phases)")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="peak learning rate")]
+BsOpt = Annotated[int | None, typer.Option("--batch-size", help="global batch size")]
+MaxLenOpt = Annotated[int | None, typer.Option("--max-length", help="max tokens per input")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="random seed")]
+PrecOpt = Annotated[str | None, typer.Option("--precision", help="fp32, bf16 (CPU or GPU) or fp16 (GPU)")]
+SubOpt = Annotated[int | None, typer.Option("--train-subsample", help="use a fixed random subset of N training rows")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the last valid checkpoint in --output-dir")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --output-dir")]
+RemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="allow model code from the hub (off by default)")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("layerkd").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("accelerate", "transformers", "urllib3", "filelock", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
+    if value is None:
+        return
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def build_config(config: Path | None, overrides: dict[str, Any]):
+    data = read_yaml(config) if config is not None else {}
+    flat: dict[str, Any] = {}
+    for k, v in overrides.items():
+        if v is not None:
+            _set(flat, k, str(v) if isinstance(v, Path) else v)
+    if flat.get("data", {}).get("data_dir") is not None and "data" in data:
+        # a --data-dir on the command line replaces the config's data source
+        for key in ("train_file", "dev_file", "hf_dataset"):
+            data["data"].pop(key, None)
+    merged = deep_merge(data, flat)
+    return validate_run_config(merged, where=f"config {config}" if config else "options")
+
+
+def _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, subsample):
+    return {
+        "task": task,
+        "data.data_dir": data_dir,
+        "data.train_subsample": subsample,
+        "output_dir": output_dir,
+        "train.epochs": epochs,
+        "train.lr": lr,
+        "train.batch_size": batch_size,
+        "train.max_length": max_length,
+        "train.seed": seed,
+        "train.precision": precision,
+    }
+
+
+@app.command()
+def finetune(
+    model: Annotated[str | None, typer.Option("--model", help="model to fine-tune: path or hub id")] = None,
+    task: TaskOpt = None,
+    data_dir: DataDirOpt = None,
+    output_dir: OutOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BsOpt = None,
+    max_length: MaxLenOpt = None,
+    seed: SeedOpt = None,
+    precision: PrecOpt = None,
+    train_subsample: SubOpt = None,
+    config: ConfigOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    trust_remote_code: RemoteOpt = False,
+) -> None:
+    """Fine-tune a model (typically the teacher) on a task's gold labels."""
+    from .stages.common import format_metrics  # noqa: PLC0415
+    from .stages.finetune import finetune as run  # noqa: PLC0415
+
+    ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
+    ov["model"] = model
+    if trust_remote_code:
+        ov["trust_remote_code"] = True
+    cfg = build_config(config, ov)
+    result = run(cfg, resume=resume, overwrite=overwrite)
+    typer.echo(f"best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
+    typer.echo(f"last: {format_metrics(result['last'])}")
+    typer.echo(f"saved to {cfg.output_dir}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[str, typer.Argument(help="a saved model directory (any layerkd/Hugging Face model)")],
+    task: Annotated[str, typer.Option("--task", help="task the model was trained for")],
+    data_dir: DataDirOpt = None,
+    split: Annotated[str, typer.Option("--split", help="GLUE split (dev, train, dev_mismatched …)")] = "dev",
+    file: Annotated[Path | None, typer.Option("--file", help="any labelled TSV/CSV/JSONL file instead of a GLUE split")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="text_a=COL,text_b=COL,label=COL for --file")] = None,
+    max_length: Annotated[int, typer.Option("--max-length")] = 128,
+    output: Annotated[Path | None, typer.Option("--output", help="write the metrics JSON here (default MODEL_DIR/eval-<split>.json)")] = None,
+    trust_remote_code: RemoteOpt = False,
+) -> None:
+    """Score a saved model on a split or a file; prints and writes every metric of the task."""
+    from .stages.evaluate import evaluate_model  # noqa: PLC0415
+    from .tasks import get_task  # noqa: PLC0415
+
+    t = get_task(task)
+    if (data_dir is None) == (file is None):
+        from .errors import DataError  # noqa: PLC0415
+
+        raise DataError("evaluate: give either --data-dir (with --split) or --file")
+    name = Path(file).stem if file is not None else split
+    out = output or Path(model_dir) / f"eval-{name}.json"
+    res = evaluate_model(model_dir, t, data_dir=None if data_dir is None else str(data_dir), split=split,
+                         file=None if file is None else str(file), columns=columns, max_length=max_length,
+                         output=str(out) if Path(model_dir).is_dir() or output else None,
+                         trust_remote_code=trust_remote_code)
+    typer.echo(json.dumps(res, indent=2))
+
+
+@app.command()
+def distill(
+    method: Annotated[str | None, typer.Option("--method", help="preset or a+b combination (see `layerkd methods`)")] = None,
+    task: TaskOpt = None,
+    data_dir: DataDirOpt = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="fine-tuned teacher directory or hub id")] = None,
+    teacher_heads: Annotated[str | None, typer.Option("--teacher-heads", help="fitted pseudo classifiers (else fitted and cached)")] = None,
+    student: Annotated[str | None, typer.Option("--student", help="path | layers:2,4,6 | bottom:2 | config:layers=2,hidden=256 | bilstm:… | cnn:…")] = None,
+    assistant: Annotated[str | None, typer.Option("--assistant", help="takd: the assistant's spec (default: every other teacher layer)")] = None,
+    output_dir: OutOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BsOpt = None,
+    max_length: MaxLenOpt = None,
+    seed: SeedOpt = None,
+    precision: PrecOpt = None,
+    train_subsample: SubOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="run the teacher live on every batch")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="teacher cache directory")] = None,
+    config: ConfigOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    trust_remote_code: RemoteOpt = False,
+) -> None:
+    """Distil a teacher into a student with a method or an explicit recipe."""
+    from .stages.common import format_metrics  # noqa: PLC0415
+    from .stages.distill import distill as run  # noqa: PLC0415
+
+    ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
+    ov.update({"method": method, "teacher.path": teacher, "teacher.heads": teacher_heads, "student": student,
+               "assistant": assistant, "cache.dir": cache_dir})
+    if no_cache:
+        ov["cache.enabled"] = False
+    if trust_remote_code:
+        ov["trust_remote_code"] = True
+    cfg = build_config(config, ov)
+    result = run(cfg, resume=resume, overwrite=overwrite)
+    typer.echo(f"method {result['method']}: best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
+    typer.echo(f"last: {format_metrics(result['last'])}")
+    typer.echo(f"saved to {cfg.output_dir}")
+
+
+@app.command()
+def methods() -> None:
+    """List the distillation methods (presets) with one line each."""
+    from .methods import presets  # noqa: PLC0415
+
+    for name, m in presets().items():
+        typer.echo(f"{name:22s} {m.description}")
+    typer.echo("\ncombine presets with '+', e.g. --method universal+alp; objectives: "
+               + ", ".join(_objective_names()))
+
+
+def _objective_names() -> list[str]:
+    from .objectives import OBJECTIVES  # noqa: PLC0415
+
+    return sorted(OBJECTIVES)
+
+
+@app.command("fit-heads")
+def fit_heads(
+    teacher: Annotated[str, typer.Option("--teacher", help="fine-tuned teacher")],
+    task: Annotated[str, typer.Option("--task")],
+    data_dir: Annotated[Path, typer.Option("--data-dir")],
+    output_dir: OutOpt = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 3,
+    layers: Annotated[str, typer.Option("--layers", help="intermediate | all | comma-separated layers")] = "intermediate",
+    max_length: Annotated[int, typer.Option("--max-length")] = 128,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    train_subsample: SubOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Fit the teacher's pseudo classifiers (teacher frozen) and report each layer's dev score."""
+    from .config import HeadsFitConfig  # noqa: PLC0415
+    from .stages.fit_heads import fit_heads_cli  # noqa: PLC0415
+
+    lay = layers if layers in ("intermediate", "all") else [int(x) for x in layers.split(",") if x.strip()]
+    fit = HeadsFitConfig(epochs=epochs, layers=lay)
+    report = fit_heads_cli(teacher=teacher, task=task, data_dir=str(data_dir), output_dir=output_dir, fit=fit,
+                           max_length=max_length, seed=seed, subsample=train_subsample, overwrite=overwrite)
+    for layer, score in report["dev_scores"].items():
+        typer.echo(f"layer {layer}: {report['metric']} = {score:.4f}")
+
+
+@cache_app.command("ls")
+def cache_ls(cache_dir: Annotated[Path | None, typer.Option("--cache-dir")] = None) -> None:
+    """List teacher-cache entries."""
+    from .teacher_cache import TeacherCache  # noqa: PLC0415
+
+    root = cache_dir or _default_cache()
+    rows = TeacherCache(root).entries()
+    if not rows:
+        typer.echo(f"{root}: empty")
+    for r in rows:
+        what = r.get("field", "?") + (f":{r['pooling']}" if r.get("pooling") else "")
+        typer.echo(f"{r['key']}  {r['bytes'] / 1e6:9.2f} MB  {what:22s} rows={r.get('rows', '?'):<7} "
+                   f"max_len={r.get('max_length', '?'):<4} teacher={str(r.get('teacher', '?'))[:12]}  {r.get('data_source', '')}")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    keys: Annotated[list[str] | None, typer.Argument(help="entries to remove (default: all)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir")] = None,
+) -> None:
+    """Remove teacher-cache entries (all, or the given keys)."""
+    from .teacher_cache import TeacherCache  # noqa: PLC0415
+
+    root = cache_dir or _default_cache()
+    n = TeacherCache(root).clear(keys or None)
+    typer.echo(f"removed {n} entr{'y' if n == 1 else 'ies'} from {root}")
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("LAYERKD_CACHE", Path.home() / ".cache" / "layerkd"))
+
+
+@app.command()
+def demo(
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="where the demo's data, models and table go")] = Path("layerkd-demo"),
+    methods_: Annotated[str, typer.Option("--methods", help="comma-separated methods to compare")] = "ce,kd,pkd,alp,rail,universal,universal+alp",
+    task: TaskOpt = None,
+    data_dir: DataDirOpt = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="real data: a fine-tuned teacher")] = None,
+    student: Annotated[str | None, typer.Option("--student", help="student spec (default: toy 2-layer random; real data bottom:2)")] = None,
+    epochs: EpochsOpt = None,
+    train_subsample: SubOpt = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Offline, in a few minutes: fine-tune a small teacher on a generated task, distil it with
+    several methods and print a comparison table. With --task/--data-dir/--teacher: the same on real data."""
+    from .stages.demo import format_table, run_demo  # noqa: PLC0415
+
+    t0 = __import__("time").time()
+    rows = run_demo(output_dir, methods=tuple(m.strip() for m in methods_.split(",") if m.strip()), task=task,
+                    data_dir=None if data_dir is None else str(data_dir), teacher=teacher, student=student, epochs=epochs,
+                    train_subsample=train_subsample, seed=seed, echo=lambda m: typer.echo(m, err=True))
+    typer.echo(format_table(rows))
+    typer.echo(f"\n({__import__('time').time() - t0:.0f} s; models, logs and demo.json in {output_dir})")
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks with their labels and metrics."""
+    from .tasks import list_tasks  # noqa: PLC0415
+
+    for t in list_tasks():
+        labels = "regression" if t.is_regression else "/".join(t.labels)
+        typer.echo(f"{t.name:7s} {labels:35s} main={t.main_metric:22s} {t.description}")
+
+
+def main() -> None:
+    _setup_logging(verbose=bool(os.environ.get("LAYERKD_VERBOSE")))
+    try:
+        app(standalone_mode=False)
+    except LayerKDError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click  # noqa: PLC0415
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
