@@ -54,9 +54,16 @@ def test_method_trains(method, tiny_teacher_dir, toy_data, tmp_path, agreement_s
     by_phase = defaultdict(list)
     for e in _events(out, "train"):
         by_phase[e["phase"]].append(e["loss"])
-    losses = by_phase["fine-tune"] if method == "annealing" else max(by_phase.values(), key=len)
-    assert len(losses) >= 3
-    assert np.mean(losses[-2:]) < np.mean(losses[:2]), f"{method}: loss did not fall {losses}"
+    if method == "annealing":
+        # the gold-label phase is one epoch starting from an already distilled student: its CE
+        # must sit clearly below the chance level ln 2 of an untrained binary classifier
+        losses = by_phase["fine-tune"]
+        assert len(losses) >= 3 and np.mean(losses) < 0.95 * np.log(2), f"annealing: CE phase at chance {losses}"
+    else:
+        losses = max(by_phase.values(), key=len)
+        assert len(losses) >= 3
+        third = max(1, len(losses) // 3)
+        assert np.mean(losses[-third:]) < np.mean(losses[:third]), f"{method}: loss did not fall {losses}"
     # the student agrees with the teacher more than before training
     preds = np.asarray(json.loads((out / "results.json").read_text())["dev_predictions"]["best"])
     agree_after = float((preds == t_pred).mean())

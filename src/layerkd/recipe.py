@@ -6,7 +6,7 @@ layers of a stacked schedule) and how long it lasts — a fixed number of epochs
 of its training loss, or (``epochs: null``) until the end of training.
 
 ``train.epochs`` is always the *total* budget: a schedule (stacked/progressive internal KD,
-Annealing-KD, two-stage Universal-KD) divides it, and the last open-ended phase takes whatever
+Annealing-KD) divides it, and the last open-ended phase takes whatever
 the earlier phases left, so every method gets the same number of epochs.
 """
 

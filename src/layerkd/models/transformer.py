@@ -143,6 +143,18 @@ class TransformerClassifier(nn.Module):
     def layer_list(self) -> nn.ModuleList:
         return find_layer_list(self.hf, self.num_layers)[2]
 
+    def disable_attention_dropout(self) -> None:
+        """Attention-map objectives compare probabilities; in training mode Hugging Face returns
+        them *after* dropout (zeroed and rescaled entries), which would poison a KL or an MSE.
+        Turn attention-probability dropout off (hidden-state dropout is kept)."""
+        for module in self.hf.modules():
+            drop = getattr(module, "dropout", None)
+            if "attention" in type(module).__name__.lower() and isinstance(drop, nn.Dropout):
+                drop.p = 0.0
+        for attr in ("attention_probs_dropout_prob", "attention_dropout"):
+            if hasattr(self.config, attr):
+                setattr(self.config, attr, 0.0)
+
     def use_eager_attention(self) -> None:
         impl = getattr(self.config, "_attn_implementation", None)
         if impl != "eager":

@@ -6,7 +6,7 @@ from torch import nn
 
 
 def linear(d_in: int, d_out: int, *, bias: bool = False) -> nn.Linear:
-    """A Linear map, Xavier-initialised; identity when square and ``identity_init`` is wanted by callers."""
+    """A Linear map, Xavier-initialised."""
     layer = nn.Linear(d_in, d_out, bias=bias)
     nn.init.xavier_uniform_(layer.weight)
     if bias:

@@ -12,6 +12,7 @@ the end of phase 1 rather than reloading phase 1's best checkpoint.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -64,6 +65,6 @@ class AnnealingKD(Objective):
         final = {k: w for k, w in others.items() if w > 0}
         if not final:
             raise ConfigError("annealing ends with a gold-label phase: add a ce objective to the recipe")
-        e1 = options.phase1_epochs or max(1, round(options.phase1_fraction * total_epochs))
+        e1 = options.phase1_epochs or max(1, math.floor(options.phase1_fraction * total_epochs + 0.5))
         return [{"name": "annealing", "epochs": e1, "use": {key: weight}},
                 {"name": "fine-tune", "epochs": None, "use": final}]

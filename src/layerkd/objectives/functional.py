@@ -134,7 +134,8 @@ def annealing_factor(epoch: int, phase_epochs: int, max_temperature: float) -> f
 
     The temperature steps down from ``max_temperature`` to 1 evenly over the phase:
     ``τ_e = max(1, T_max − ⌊e · T_max / E⌋)`` and ``φ = 1 − (τ_e − 1) / T_max`` (Continuation-KD
-    Eq. 5, Annealing-KD), so φ starts at 1/T_max and reaches 1 in the last epoch when E ≥ T_max.
+    Eq. 5, Annealing-KD); the last epoch of the phase always uses τ = 1 (φ = 1), so φ starts at
+    1/T_max and ends at 1 whatever the phase length.
     """
     if phase_epochs <= 0:
         raise ValueError("phase_epochs must be positive")

@@ -59,8 +59,8 @@ class InternalKD(Objective):
     def __init__(self, options: InternalOptions, ctx):
         super().__init__(options, ctx)
         t = ctx.require_teacher("internal")
-        check_token_aligned("internal", ctx)
-        if options.kl_weight > 0:
+        if options.kl_weight > 0:  # attention maps must align token by token and head by head
+            check_token_aligned("internal", ctx)
             check_same_heads("internal", ctx)
         m, n = ctx.student.num_layers, t.num_layers
         self.layer_map = dict(zip(range(1, m + 1), layer_maps.uniform(n, m), strict=True))
@@ -86,7 +86,7 @@ class InternalKD(Objective):
         if self.options.kl_weight > 0:
             fields.add("attentions")
         f = frozenset(fields)
-        return Needs(student=f, teacher=f, teacher_poolings=frozenset({"cls"}), token_aligned=True,
+        return Needs(student=f, teacher=f, teacher_poolings=frozenset({"cls"}), token_aligned=self.options.kl_weight > 0,
                      same_heads=self.options.kl_weight > 0)
 
     def forward(self, student, teacher, batch) -> torch.Tensor:

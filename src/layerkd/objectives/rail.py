@@ -93,14 +93,18 @@ class RAILKD(Objective):
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         self._redraw()
         self.history[epoch] = list(self.draw)
+        self._first_step = True  # the epoch's logged draw is used by its first batch
         return {"draw": list(self.draw), "resample": self.options.resample}
 
+    _first_step = True
+
     def start_step(self) -> None:
-        if self.options.resample == "batch":
+        if self.options.resample == "batch" and not self._first_step:
             self._redraw()
+        self._first_step = False
 
     def extra_state_dict(self) -> dict[str, Any]:
-        return {"draw": self.draw, "generator": self.generator.get_state().tolist(),
+        return {"draw": self.draw, "generator": self.generator.get_state().tolist(), "first_step": self._first_step,
                 "history": {str(k): v for k, v in self.history.items()}}
 
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
@@ -109,6 +113,7 @@ class RAILKD(Objective):
         self.draw = [int(x) for x in state["draw"]]
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self.history = {int(k): list(v) for k, v in state.get("history", {}).items()}
+        self._first_step = bool(state.get("first_step", False))
 
     # ------------------------------------------------------------------ loss
     def forward(self, student, teacher, batch) -> torch.Tensor:

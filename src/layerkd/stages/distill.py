@@ -96,6 +96,7 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
     needs = recipe.all_needs()
     if "attentions" in needs.student and hasattr(student, "use_eager_attention"):
         student.use_eager_attention()
+        student.disable_attention_dropout()
     return Plan(task, train, dev, extra, teacher, student, method, recipe, layers)
 
 
