@@ -300,6 +300,77 @@ def demo(
     typer.echo(f"\n({__import__('time').time() - t0:.0f} s; models, logs and demo.json in {output_dir})")
 
 
+def _vars(items: list[str] | None) -> dict[str, str]:
+    from .errors import ConfigError  # noqa: PLC0415
+
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--var {item!r}: expected NAME=VALUE (e.g. --var shared=../shared)")
+        out[name.strip()] = value
+    return out
+
+
+VarOpt = Annotated[list[str] | None, typer.Option("--var", help="fill a ${NAME} placeholder of the suite: NAME=VALUE (repeatable)")]
+
+
+@app.command()
+def bench(
+    suite: Annotated[Path, typer.Argument(help="suite file (configs/suites/*.yaml)")],
+    results: Annotated[Path, typer.Option("--results", help="results directory (one JSON file per finished cell)")] = Path("bench-results"),
+    var: VarOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells, their status and a time estimate; run nothing")] = False,
+    task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable)")] = None,
+    method: Annotated[list[str] | None, typer.Option("--method", help="only these method labels (repeatable)")] = None,
+    seed: Annotated[list[int] | None, typer.Option("--seed", help="only these seeds (repeatable)")] = None,
+    keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep each cell's model directory")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop at the first failing cell")] = False,
+) -> None:
+    """Run an experiment suite: every cell not yet done, resumable, one result file per cell."""
+    from .bench.runner import format_plan, plan, run_suite  # noqa: PLC0415
+    from .bench.suite import load_suite  # noqa: PLC0415
+
+    s = load_suite(suite, _vars(var))
+    keep = [c for c in s.cells if (not task or c.task in task) and (not method or c.method in method)
+            and (not seed or c.seed in seed)]
+    s.cells = keep
+    if dry_run:
+        typer.echo(f"suite {s.name}: {s.description}".rstrip(": "))
+        typer.echo(format_plan(plan(s, results)))
+        return
+    counts = run_suite(s, results, keep_runs=keep_runs, fail_fast=fail_fast, echo=lambda m: typer.echo(m, err=True))
+    typer.echo(f"suite {s.name}: ran {counts['ran']}, already done {counts['skipped']}, failed {counts['failed']}, "
+               f"without teacher {counts['no_teacher']} (results in {results})")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="results directory written by `layerkd bench`")],
+    out: Annotated[Path, typer.Option("--out", help="where report.md, the CSV tables and figures/ go")] = Path("bench-report"),
+    baseline: Annotated[str, typer.Option("--baseline", help="method label every method is tested against")] = "ce",
+    suite: Annotated[list[Path] | None, typer.Option("--suite", help="suite file(s): flag their missing cells")] = None,
+    var: VarOpt = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap resamples")] = 10000,
+    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="draw the PNG figures (needs matplotlib)")] = True,
+) -> None:
+    """Aggregate bench results: mean ± std over seeds, GLUE average, teacher row, paired bootstrap tests, figures."""
+    from .bench.report import build_report  # noqa: PLC0415
+    from .errors import ConfigError  # noqa: PLC0415
+
+    if not results.is_dir():
+        raise ConfigError(f"results directory not found: {results}")
+    expected = None
+    if suite:
+        from .bench.suite import load_suite  # noqa: PLC0415
+
+        expected = [c.describe() for p in suite for c in load_suite(p, _vars(var)).cells]
+    summary = build_report(results, out, baseline=baseline, n_boot=n_boot, figures=figures, expected=expected)
+    typer.echo(f"report written to {out / 'report.md'} ({len(summary.get('rows', []))} rows)")
+
+
 @app.command()
 def tasks() -> None:
     """List the registered tasks with their labels and metrics."""

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run the experiment suites in priority order (resumable: finished cells are skipped, a cell that
+# was interrupted resumes from its checkpoint). On the 2-core CPU machine the full grids do not
+# fit in one session; this order gets the most informative cells first:
+#   1. ild on MRPC (PAWS-Wiki OOD included), core methods, seeds 1-3
+#   2. cross-arch and capacity-gap on MRPC, seeds 1-2
+#   3. the rest of ild / smoke / internal-schedules / pretrained-student, then SST-2, CoLA, STS-B, RTE
+# Results: benchmarks/results/runs/<key>.json; then `bash benchmarks/report.sh`.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export LAYERKD_WORK="${LAYERKD_WORK:-$repo/../layerkd-work}"
+export LAYERKD_SHARED="${LAYERKD_SHARED:-$repo/../shared}"
+export LAYERKD_CACHE="${LAYERKD_CACHE:-$LAYERKD_WORK/cache}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+layerkd="${LAYERKD_BIN:-$repo/.venv/bin/layerkd}"
+R="$repo/benchmarks/results/runs"
+S="$repo/configs/suites"
+b() { "$layerkd" bench "$@" --results "$R"; }
+core=(--method ce --method kd --method pkd --method alp --method rail --method universal --method universal+alp)
+b "$S/ild.yaml" --task mrpc "${core[@]}" --seed 1
+b "$S/ild.yaml" --task mrpc "${core[@]}" --seed 2
+b "$S/cross-arch.yaml" --task mrpc --seed 1
+b "$S/capacity-gap.yaml" --task mrpc --seed 1
+b "$S/ild.yaml" --task mrpc "${core[@]}" --seed 3
+b "$S/cross-arch.yaml" --task mrpc --seed 2
+b "$S/capacity-gap.yaml" --task mrpc --seed 2
+b "$S/cross-arch.yaml" --task sst-2 --seed 1 --seed 2
+b "$S/capacity-gap.yaml" --task sst-2 --seed 1 --seed 2
+b "$S/ild.yaml" --task mrpc
+b "$S/internal-schedules.yaml" --task mrpc
+b "$S/smoke.yaml"
+b "$S/ild.yaml"
+b "$S/pretrained-student.yaml"
+b "$S/internal-schedules.yaml"
+b "$S/cross-arch.yaml"
+b "$S/capacity-gap.yaml"

@@ -1,0 +1,1 @@
+"""Experiment suites (`layerkd bench`) and the results report (`layerkd report`)."""

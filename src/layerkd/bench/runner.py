@@ -1,0 +1,240 @@
+"""Run a suite: every cell not yet done, in a stable order, one result file per cell.
+
+Layout of a results directory::
+
+    RESULTS/<key>.json          one finished cell (schema ``layerkd.bench.result/1``)
+    RESULTS/<key>.failed.json   the last failure of a cell (replaced by <key>.json once it succeeds)
+    RESULTS/runs/<key>/         a cell in progress: `layerkd distill` output with checkpoints
+    RESULTS/runs/<key>.yaml     the cell's resolved run config (what the subprocess runs)
+    RESULTS/runs/<key>.log      its stdout/stderr
+
+Each cell runs as its own ``layerkd distill`` subprocess (a crash or an out-of-memory kill in one
+cell cannot take the suite down, and no global state leaks between cells). A cell whose run
+directory holds checkpoints is resumed with ``--resume``; a finished cell (its ``<key>.json``
+exists and parses) is never rerun. Once a cell's result file is written atomically its run
+directory is deleted unless ``keep_runs`` (the student weights are not needed by the report).
+
+Time estimates (``--dry-run``) use the wall time of finished cells in the same results directory:
+the median over the same task and method, else over the same task (marked ``~``), else unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import atomic_write_text
+from ..config import dump_config
+from .suite import Cell, Suite
+
+log = logging.getLogger("layerkd")
+
+SCHEMA = "layerkd.bench.result/1"
+
+
+@dataclass
+class CellStatus:
+    cell: Cell
+    status: str  # done | todo | resume | no-teacher | failed
+    estimate: float | None = None
+    estimate_exact: bool = True
+
+
+def result_path(results: Path, key: str) -> Path:
+    return results / f"{key}.json"
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def finished_results(results: Path) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(results.glob("*.json")):
+        if p.name.endswith(".failed.json"):
+            continue
+        r = read_result(p)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def _estimates(results: Path) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    by_tm: dict[tuple[str, str], list[float]] = {}
+    by_t: dict[str, list[float]] = {}
+    for r in finished_results(results):
+        c, w = r.get("cell", {}), r.get("wall_seconds")
+        if not isinstance(w, (int, float)):
+            continue
+        by_tm.setdefault((c.get("task"), c.get("method")), []).append(w)
+        by_t.setdefault(c.get("task"), []).append(w)
+    return ({k: statistics.median(v) for k, v in by_tm.items()}, {k: statistics.median(v) for k, v in by_t.items()})
+
+
+def plan(suite: Suite, results: Path) -> list[CellStatus]:
+    """The status of every cell of ``suite`` in ``results`` (nothing is run)."""
+    by_tm, by_t = _estimates(results)
+    out = []
+    for c in suite.cells:
+        if read_result(result_path(results, c.key)) is not None:
+            st = "done"
+        elif not c.teacher_hash:
+            st = "no-teacher"
+        elif (results / "runs" / c.key / "checkpoints").is_dir():
+            st = "resume"
+        elif (results / f"{c.key}.failed.json").exists():
+            st = "failed"
+        else:
+            st = "todo"
+        est, exact = by_tm.get((c.task, c.method)), True
+        if est is None and c.task in by_t:
+            est, exact = by_t[c.task], False
+        out.append(CellStatus(c, st, est, exact))
+    return out
+
+
+def format_plan(rows: list[CellStatus]) -> str:
+    lines = [f"{'key':16s}  {'task':6s} {'student':10s} {'method':18s} {'seed':>4s}  {'status':10s} estimate"]
+    todo_known, todo_unknown = 0.0, 0
+    for r in rows:
+        c = r.cell
+        est = "—" if r.estimate is None else f"{'~' if not r.estimate_exact else ''}{r.estimate / 60:.1f} min"
+        lines.append(f"{c.key:16s}  {c.task:6s} {c.student_label:10s} {c.method:18s} {c.seed:4d}  {r.status:10s} {est}")
+        if r.status != "done":
+            if r.estimate is None:
+                todo_unknown += 1
+            else:
+                todo_known += r.estimate
+    n = {s: sum(r.status == s for r in rows) for s in ("done", "todo", "resume", "failed", "no-teacher")}
+    lines.append(f"\n{len(rows)} cells: " + ", ".join(f"{v} {k}" for k, v in n.items() if v))
+    left = len(rows) - n["done"]
+    if left:
+        lines.append(f"estimated time left: {todo_known / 3600:.1f} h for {left - todo_unknown} cells"
+                     + (f" + {todo_unknown} cells without an estimate" if todo_unknown else ""))
+    return "\n".join(lines)
+
+
+def _teacher_record(c: Cell) -> dict[str, Any]:
+    rec: dict[str, Any] = {"path": c.teacher_path, "fingerprint": c.teacher_hash, "best": None, "dev_predictions": None}
+    res = Path(c.teacher_path) / "results.json"
+    if res.exists():
+        try:
+            t = json.loads(res.read_text(encoding="utf-8"))
+            rec["best"] = t.get("best")
+            rec["last"] = t.get("last")
+            rec["dev_predictions"] = (t.get("dev_predictions") or {}).get("best")
+        except ValueError:
+            pass
+    return rec
+
+
+def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, echo: Callable[[str], None] = print,
+             python: str | None = None) -> dict[str, Any]:
+    """Run one cell as a ``layerkd distill`` subprocess and write its result file atomically."""
+    from .suite import unsubstitute  # noqa: PLC0415
+
+    runs = results / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir, cfg_file, log_file = runs / c.key, runs / f"{c.key}.yaml", runs / f"{c.key}.log"
+    cfg = c.config.model_copy(update={"output_dir": str(run_dir)})
+    atomic_write_text(cfg_file, dump_config(cfg))
+    resume = (run_dir / "checkpoints").is_dir()
+    cmd = [python or sys.executable, "-m", "layerkd.cli", "distill", "--config", str(cfg_file),
+           "--resume" if resume else "--overwrite"]
+    start = time.time()
+    with open(log_file, "a", encoding="utf-8") as fh:
+        fh.write(f"\n# {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    wall = time.time() - start
+    if proc.returncode != 0 or not (run_dir / "results.json").exists():
+        tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-12:]
+        failure = {"schema": SCHEMA + "#failed", "key": c.key, "cell": c.describe(), "returncode": proc.returncode,
+                   "log": str(log_file), "tail": tail, "finished_at": _now()}
+        atomic_write_text(results / f"{c.key}.failed.json", json.dumps(failure, indent=1))
+        raise RuntimeError(f"cell {c.describe()} failed (exit {proc.returncode}); see {log_file}")
+    result = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    record = {
+        "schema": SCHEMA,
+        "key": c.key,
+        "cell": c.describe(),
+        "suites": [suite.name],
+        "config": unsubstitute(json.loads(json.dumps(c.config.model_dump(mode="json"))), suite.variables),
+        "teacher": _teacher_record(c),
+        "result": result,
+        "wall_seconds": wall,
+        "resumed": resume,
+        "command": f"layerkd distill --config {cfg_file.name}  (the config is stored in this file under 'config'); "
+                   f"suite: layerkd bench {suite.path.name}",
+        "finished_at": _now(),
+    }
+    atomic_write_text(result_path(results, c.key), json.dumps(record, indent=1, default=float))
+    (results / f"{c.key}.failed.json").unlink(missing_ok=True)
+    if not keep_runs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return record
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast: bool = False, retry_failed: bool = True,
+              echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every cell of ``suite`` that is not done. Returns counts (ran, skipped, failed, no_teacher)."""
+    results.mkdir(parents=True, exist_ok=True)
+    counts = {"ran": 0, "skipped": 0, "failed": 0, "no_teacher": 0}
+    rows = plan(suite, results)
+    total = len(rows)
+    for i, r in enumerate(rows, 1):
+        c = r.cell
+        tag = f"[{i}/{total}] {c.task} {c.student_label} {c.method} seed {c.seed} ({c.key})"
+        if r.status == "done":
+            _add_suite(results, c.key, suite.name)
+            counts["skipped"] += 1
+            continue
+        if r.status == "no-teacher":
+            echo(f"{tag}: teacher {c.teacher_path} not found, skipped")
+            counts["no_teacher"] += 1
+            continue
+        if r.status == "failed" and not retry_failed:
+            counts["failed"] += 1
+            continue
+        echo(f"{tag}: {'resuming' if r.status == 'resume' else 'running'}")
+        try:
+            rec = run_cell(c, suite, results, keep_runs=keep_runs, echo=echo)
+        except RuntimeError as exc:
+            echo(f"{tag}: {exc}")
+            counts["failed"] += 1
+            if fail_fast:
+                break
+            continue
+        res = rec["result"]
+        metric = res["main_metric"]
+        echo(f"{tag}: {metric} best {res['best'][metric]:.4f} last {res['last'][metric]:.4f} "
+             f"({rec['wall_seconds'] / 60:.1f} min)")
+        counts["ran"] += 1
+    return counts
+
+
+def _add_suite(results: Path, key: str, name: str) -> None:
+    p = result_path(results, key)
+    r = read_result(p)
+    if r is not None and name not in r.get("suites", []):
+        r["suites"] = [*r.get("suites", []), name]
+        atomic_write_text(p, json.dumps(r, indent=1, default=float))

@@ -1,0 +1,135 @@
+"""Suites: grid expansion, stable cell keys, placeholders, resume/skip of finished cells."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layerkd import toy
+from layerkd.bench.runner import finished_results, format_plan, plan, run_suite
+from layerkd.bench.suite import load_suite
+from layerkd.errors import ConfigError
+
+
+def _suite(tmp_path: Path, teacher: Path, data, *, name="s", methods=("ce", "kd"), seeds=(1, 2), lr=3e-3,
+           extra: dict | None = None) -> Path:
+    train, dev = data
+    spec = {
+        "name": name,
+        "base": {"data": {"train_file": "${data}/" + Path(train).name, "dev_file": "${data}/" + Path(dev).name},
+                 "train": {"epochs": 1, "lr": lr, "batch_size": 16, "max_length": 32, "warmup_ratio": 0.0}},
+        "tasks": {"toy": {"teacher": "${teachers}/" + teacher.name, "overrides": {"task": toy.TOY_TASK}}},
+        "students": {"S2": "bottom:2"},
+        "methods": list(methods),
+        "seeds": list(seeds),
+        **(extra or {}),
+    }
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return p
+
+
+@pytest.fixture
+def vars_(tiny_teacher_dir, toy_data):
+    return {"data": str(Path(toy_data[0]).parent), "teachers": str(tiny_teacher_dir.parent)}
+
+
+def test_grid_expansion_order_and_values(tmp_path, tiny_teacher_dir, toy_data, vars_):
+    p = _suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce", "kd", {"label": "pkd-w1", "method": "pkd",
+                                                                           "overrides": {"train": {"lr": 1e-3}}}))
+    s = load_suite(p, vars_)
+    assert [(c.method, c.seed) for c in s.cells] == [("ce", 1), ("ce", 2), ("kd", 1), ("kd", 2), ("pkd-w1", 1), ("pkd-w1", 2)]
+    c = s.cells[-1]
+    assert c.config.train.seed == 2 and c.config.train.lr == 1e-3 and c.config.method == "pkd"
+    assert c.config.data.train_file == str(Path(vars_["data"]) / Path(toy_data[0]).name)
+    assert c.config.teacher.path == str(tiny_teacher_dir) and c.teacher_hash
+    assert len({c.key for c in s.cells}) == 6
+
+
+def test_keys_are_stable_and_depend_only_on_what_is_trained(tmp_path, tiny_teacher_dir, toy_data, vars_):
+    a = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="a"), vars_)
+    b = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="b", methods=("kd",)), vars_)
+    again = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="a"), vars_)
+    assert [c.key for c in a.cells] == [c.key for c in again.cells]
+    # the suite name is not part of the key: the kd cells are shared between a and b
+    assert [c.key for c in b.cells] == [c.key for c in a.cells if c.method == "kd"]
+    # moving the data and teachers elsewhere (same contents) keeps the keys
+    moved = tmp_path / "moved"
+    shutil.copytree(Path(vars_["data"]), moved / "data")
+    shutil.copytree(tiny_teacher_dir, moved / "teachers" / tiny_teacher_dir.name)
+    m = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="a"),
+                   {"data": str(moved / "data"), "teachers": str(moved / "teachers")})
+    assert [c.key for c in m.cells] == [c.key for c in a.cells]
+    # a hyper-parameter or the teacher's weights change the key
+    lr = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="a", lr=1e-3), vars_)
+    assert not {c.key for c in lr.cells} & {c.key for c in a.cells}
+    w = moved / "teachers" / tiny_teacher_dir.name / "model.safetensors"
+    raw = bytearray(w.read_bytes())
+    raw[-1] ^= 1
+    w.write_bytes(bytes(raw))
+    changed = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="a"),
+                         {"data": str(moved / "data"), "teachers": str(moved / "teachers")})
+    assert not {c.key for c in changed.cells} & {c.key for c in a.cells}
+
+
+def test_bad_suites_are_one_line_errors(tmp_path, tiny_teacher_dir, toy_data, vars_):
+    p = _suite(tmp_path, tiny_teacher_dir, toy_data)
+    with pytest.raises(ConfigError, match=r"placeholder \$\{teachers\} is not set"):
+        load_suite(p, {"data": vars_["data"]})
+    p2 = _suite(tmp_path, tiny_teacher_dir, toy_data, name="bad", extra={"sedes": [1]})
+    with pytest.raises(ConfigError, match="sedes: unknown key"):
+        load_suite(p2, vars_)
+    p3 = _suite(tmp_path, tiny_teacher_dir, toy_data, name="dup", methods=("kd", {"label": "kd2", "method": "kd"}))
+    with pytest.raises(ConfigError, match="same config"):
+        load_suite(p3, vars_)
+    p4 = _suite(tmp_path, tiny_teacher_dir, toy_data, name="badlr", lr=-1)
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        load_suite(p4, vars_)
+
+
+def test_run_resume_and_skip(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+    monkeypatch.setenv("LAYERKD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    s = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, methods=("kd",)), vars_)
+    results = tmp_path / "results"
+    assert [r.status for r in plan(s, results)] == ["todo", "todo"]
+    counts = run_suite(s, results, echo=lambda m: None)
+    assert counts == {"ran": 2, "skipped": 0, "failed": 0, "no_teacher": 0}
+    recs = {r["key"]: r for r in finished_results(results)}
+    assert set(recs) == {c.key for c in s.cells}
+    r = recs[s.cells[0].key]
+    assert r["cell"] == {"task": "toy", "student": "S2", "student_spec": "bottom:2", "method": "kd", "seed": 1}
+    assert r["config"]["data"]["train_file"].startswith("${data}/")  # placeholders written back
+    res = r["result"]
+    assert len(res["dev_predictions"]["best"]) == len(res["dev_labels"]) > 0
+    assert res["environment"]["torch"] and res["student_params"] > 0 and r["wall_seconds"] > 0
+    assert not (results / "runs" / s.cells[0].key).exists()  # model directory removed after success
+    stamps = {p: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    # a second suite sharing one cell, plus a new seed: only the new cell runs
+    s2 = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, name="other", methods=("kd",), seeds=(2, 3)), vars_)
+    assert [r.status for r in plan(s2, results)] == ["done", "todo"]
+    assert "done" in format_plan(plan(s2, results)) and "estimated time left" in format_plan(plan(s2, results))
+    counts = run_suite(s2, results, echo=lambda m: None)
+    assert counts["ran"] == 1 and counts["skipped"] == 1
+    shared_key = s2.cells[0].key
+    assert json.loads((results / f"{shared_key}.json").read_text())["suites"] == ["s", "other"]
+    assert (results / f"{s.cells[0].key}.json").stat().st_mtime_ns == stamps[results / f"{s.cells[0].key}.json"]
+
+
+def test_failed_cell_is_recorded_and_the_suite_goes_on(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+    monkeypatch.setenv("LAYERKD_CACHE", str(tmp_path / "cache"))
+    # a student deeper than the teacher is refused at plan time → the subprocess exits 2
+    p = _suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce",), seeds=(1,),
+               extra={"students": {"deep": "layers:1,2,3,4,5,6,7,8,9"}})
+    s = load_suite(p, vars_)
+    results = tmp_path / "results"
+    counts = run_suite(s, results, echo=lambda m: None)
+    assert counts["failed"] == 1 and counts["ran"] == 0
+    failure = json.loads((results / f"{s.cells[0].key}.failed.json").read_text())
+    assert failure["returncode"] == 2 and any("layer" in line for line in failure["tail"])
+    assert [r.status for r in plan(s, results)] == ["failed"]
+    assert finished_results(results) == []
