@@ -1,0 +1,307 @@
+"""`layerkd report`: aggregation over seeds, GLUE average, paired bootstrap, report files, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layerkd.bench.report import build_report, load_results
+from layerkd.bench.stats import (
+    TEST_DESCRIPTION,
+    bootstrap_p_value,
+    holm,
+    mean_std,
+    paired_bootstrap,
+    resampled_scores,
+)
+from layerkd.errors import ConfigError
+from layerkd.metrics import compute_metrics
+
+_spec = importlib.util.spec_from_file_location("bench_synthetic", Path(__file__).parent / "fixtures" / "bench" / "synthetic.py")
+synthetic = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synthetic)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _write(d: Path, rec: dict) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{rec['key']}.json").write_text(json.dumps(rec), encoding="utf-8")
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def test_mean_std_is_the_sample_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)
+    m, s, n = mean_std([0.5])
+    assert m == 0.5 and math.isnan(s) and n == 1
+    assert mean_std([1.0, float("nan"), 3.0])[2] == 2
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews_correlation", "pearson", "spearmanr", "mse"])
+def test_resampled_scores_equal_the_metric_on_the_resampled_examples(metric):
+    rng = np.random.default_rng(3)
+    n = 40
+    if metric in ("pearson", "spearmanr", "mse"):
+        gold = np.round(rng.uniform(0, 5, n), 0)  # many ties, for Spearman
+        preds = np.round(gold + rng.normal(0, 1, (3, n)), 1)
+    else:
+        k = 3 if metric == "matthews_correlation" else 2
+        gold, preds = rng.integers(0, k, n), rng.integers(0, k, (3, n))
+    for _ in range(10):
+        idx = rng.integers(0, n, n)
+        w = np.bincount(idx, minlength=n)[None, :]
+        got = resampled_scores(metric, preds, gold, w)[0]
+        want = [compute_metrics([metric], p[idx], gold[idx])[metric] for p in preds]
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_bootstrap_p_value_and_holm_by_hand():
+    # δ = 0.2: resamples with δ* − δ ≥ δ, i.e. δ* ≥ 0.4: one (0.5) → p = (1 + 1) / (4 + 1)
+    assert bootstrap_p_value(np.array([0.0, 0.1, 0.3, 0.5]), 0.2) == pytest.approx(0.4)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(holm([float("nan"), 0.2])[0]) and holm([float("nan"), 0.2])[1] == pytest.approx(0.2)
+
+
+def test_paired_bootstrap_identical_systems():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 100)
+    preds = rng.integers(0, 2, (3, 100))
+    r = paired_bootstrap("f1", preds, preds.copy(), gold, n_boot=1000, seed=1)
+    assert r.delta == 0.0 and r.ci_low == 0.0 and r.ci_high == 0.0
+    assert r.p_value == 1.0
+
+
+def test_paired_bootstrap_strictly_better_system():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 200)
+    base = np.where(rng.random((3, 200)) < 0.6, gold, 1 - gold)
+    better = np.tile(gold, (3, 1))  # right on every example
+    r = paired_bootstrap("accuracy", better, base, gold, n_boot=1000, seed=0)
+    assert r.delta > 0.3 and r.ci_low > 0
+    assert r.p_value < 0.01
+    worse = paired_bootstrap("accuracy", base, better, gold, n_boot=1000, seed=0)
+    assert worse.delta < 0 and worse.p_value > 0.5
+
+
+def test_paired_bootstrap_known_small_case_and_determinism():
+    gold = np.array([1, 1, 0, 0])
+    # seed 1: baseline 2/4 right, method 3/4 right; seed 2: baseline 1/4, method 4/4
+    base = np.array([[1, 0, 0, 1], [0, 0, 0, 1]])
+    meth = np.array([[1, 1, 0, 1], [1, 1, 0, 0]])
+    r = paired_bootstrap("accuracy", meth, base, gold, n_boot=500, seed=7)
+    assert r.delta == pytest.approx(((0.75 - 0.5) + (1.0 - 0.25)) / 2)  # 0.5
+    assert r.method_score == pytest.approx(0.875) and r.baseline_score == pytest.approx(0.375)
+    assert r.n_seeds == 2 and r.n_examples == 4
+    again = paired_bootstrap("accuracy", meth, base, gold, n_boot=500, seed=7)
+    assert (again.p_value, again.ci_low, again.ci_high) == (r.p_value, r.ci_low, r.ci_high)
+    other = paired_bootstrap("accuracy", meth, base, gold, n_boot=500, seed=8, keep_deltas=True)
+    assert other.deltas is not None and len(other.deltas) == 500
+    # lower-is-better metric: δ is still "improvement of the method"
+    g = np.array([0.0, 1.0, 2.0, 3.0])
+    m = paired_bootstrap("mse", g[None, :] + 0.1, g[None, :] + 1.0, g, n_boot=200, seed=0)
+    assert m.delta == pytest.approx(1.0 - 0.01) and m.p_value < 0.01
+
+
+def test_paired_bootstrap_is_fast_enough():
+    import time
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 408)
+    a, b = rng.integers(0, 2, (3, 408)), rng.integers(0, 2, (3, 408))
+    t = time.perf_counter()
+    paired_bootstrap("f1", a, b, gold, n_boot=10000, seed=0)
+    assert time.perf_counter() - t < 10.0  # ~0.3 s on one core
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+def test_aggregation_over_seeds_known_values(tmp_path):
+    res = tmp_path / "res"
+    best_f1, last_f1 = [0.80, 0.82, 0.84], [0.70, 0.72, 0.77]
+    for seed, bf, lf in zip((1, 2, 3), best_f1, last_f1, strict=True):
+        _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=seed,
+                                     best={"f1": bf, "accuracy": 0.7}, last={"f1": lf, "accuracy": 0.6 + seed / 100}))
+    out = build_report(res, tmp_path / "out", n_boot=100, figures=False)
+    (row,) = [r for r in out["rows"] if r["role"] == "student"]
+    assert row["n"] == 3 and row["seeds"] == "1 2 3"
+    assert row["best_f1_mean"] == pytest.approx(0.82) and row["best_f1_std"] == pytest.approx(0.02)
+    assert row["last_f1_mean"] == pytest.approx(0.73)
+    assert row["last_f1_std"] == pytest.approx(math.sqrt((0.03**2 + 0.01**2 + 0.04**2) / 2))  # ddof = 1
+    assert row["last_accuracy_mean"] == pytest.approx(0.62) and row["last_accuracy_std"] == pytest.approx(0.01)
+    assert row["best_accuracy_std"] == pytest.approx(0.0)
+    # the per-task GLUE score of MRPC is the mean of F1 and accuracy
+    assert row["best_glue_mean"] == pytest.approx((0.82 + 0.7) / 2)
+    csv_rows = _csv(tmp_path / "out" / "summary.csv")
+    student = [r for r in csv_rows if r["role"] == "student"][0]
+    assert float(student["best_f1_mean"]) == pytest.approx(0.82) and student["best_f1_n"] == "3"
+    assert float(student["last_f1_std"]) == pytest.approx(row["last_f1_std"])
+    teacher = [r for r in csv_rows if r["role"] == "teacher"][0]
+    assert teacher["task"] == "MRPC" and float(teacher["best_f1_mean"]) == pytest.approx(0.9)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "82.00 ± 2.00" in md and "73.00 ± 3.61" in md and "ddof = 1" in md
+
+
+def test_glue_average_known_example(tmp_path):
+    res = tmp_path / "res"
+    # ce: MRPC (F1 .8, acc .7) → .75; STS-B (Pearson .8, Spearman .9) → .85; average .80
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1, best={"f1": 0.8, "accuracy": 0.7},
+                                 finished_at="2026-01-01T00:00:00+00:00"))  # MRPC first: the order of the columns
+    _write(res, synthetic.record(task="sts-b", student="L2", method="ce", seed=1,
+                                 best={"pearson": 0.8, "spearmanr": 0.9}, last={"pearson": 0.6, "spearmanr": 0.7}))
+    # kd has MRPC only: no average
+    _write(res, synthetic.record(task="mrpc", student="L2", method="kd", seed=1, best={"f1": 0.9, "accuracy": 0.8}))
+    out = build_report(res, tmp_path / "out", n_boot=100, figures=False)
+    glue = {g["method"]: g for g in out["glue"]}
+    assert glue["ce"]["best_average"] == pytest.approx(0.80)
+    assert glue["ce"]["last_average"] == pytest.approx((0.75 + 0.65) / 2)
+    assert glue["ce"]["best_MRPC"] == pytest.approx(0.75) and glue["ce"]["best_STS-B"] == pytest.approx(0.85)
+    assert math.isnan(glue["kd"]["best_average"]) and glue["kd"]["best_tasks_present"] == 1
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| L2 | ce | 75.00 | 85.00 | 80.00 | 70.00 |" in md
+    assert "— (partial 1/2)" in md
+    assert "mean of F1 and accuracy for MRPC and QQP" in md
+
+
+# ---------------------------------------------------------------------------------------------- the full report
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    synthetic.write_results(root / "res")
+    expected = [{"task": t, "student": "L2", "method": "ce", "seed": s} for t in ("mrpc", "sts-b") for s in (1, 2, 3, 4)]
+    summary = build_report(root / "res", root / "out", baseline="ce", n_boot=1000, seed=0, expected=expected)
+    return root, summary
+
+
+def test_report_files_and_figures(full_report):
+    root, summary = full_report
+    out = root / "out"
+    for name in ("report.md", "summary.csv", "significance.csv", "glue_average.csv"):
+        assert (out / name).stat().st_size > 200, name
+    figs = sorted((out / "figures").glob("*.png"))
+    kinds = {p.name.split("_")[0] for p in figs}
+    assert kinds == {"attention", "teacher", "rail", "curves", "size"}
+    assert len(figs) == len(summary["figures"]) == 13
+    for p in figs:
+        data = p.read_bytes()
+        assert data[:8] == PNG and len(data) > 10_000, p.name
+    assert not list((out / "figures").glob(".*.tmp")) and not list(out.glob(".*.tmp"))
+    md = (out / "report.md").read_text()
+    assert "(teacher)" in md and "| (teacher) | teacher `" in md
+    assert TEST_DESCRIPTION in md
+    for f in figs:
+        assert f"(figures/{f.name})" in md
+    assert "## Out-of-domain evaluation" in md and "### paws-wiki" in md
+    assert "| ild | 36 |" in md and "| smoke | 12 |" in md
+    assert "2.13.0+cpu" in md and "Linux-test-x86_64" in md and "layerkd distill --config <key>.yaml" in md
+
+
+def test_report_tables_and_tests(full_report):
+    root, summary = full_report
+    out = root / "out"
+    rows = _csv(out / "summary.csv")
+    dev = [r for r in rows if r["eval_set"] == "dev" and r["role"] == "student"]
+    assert len(dev) == 2 * 5 + 2  # L2 × 5 methods × 2 tasks + L1 × 2 methods on MRPC
+    assert {r["eval_set"] for r in rows} == {"dev", "paws-wiki"}
+    assert sum(r["role"] == "teacher" for r in rows) == 2
+    # the baseline comes first, then methods in first-seen order
+    assert [r["method"] for r in dev if r["task"] == "MRPC" and r["student"] == "L2"] == [
+        "ce", "kd", "alp", "rail", "universal"]
+    sig = _csv(out / "significance.csv")
+    # (dev: 4 L2 methods × 2 tasks + 1 L1 method; paws-wiki: 5) × best/last
+    assert len(sig) == (4 * 2 + 1 + 5) * 2 == len(summary["tests"])
+    assert all(r["n_seeds"] == "3" and r["baseline"] == "ce" for r in sig)
+    uni = [r for r in sig if r["eval_set"] == "dev" and r["task"] == "STS-B" and r["method"] == "universal"
+           and r["which"] == "best"][0]
+    assert float(uni["delta"]) > 0 and float(uni["p_value"]) < 0.05 and float(uni["ci_low"]) > 0
+    assert float(uni["p_holm"]) >= float(uni["p_value"])
+    # the observed δ is the mean over seeds of the per-seed metric differences (here: of the recorded metrics)
+    by = {(r["task"], r["student"], r["method"]): r for r in rows if r["eval_set"] == "dev"}
+    want = float(by[("STS-B", "L2", "universal")]["best_pearson_mean"]) - float(by[("STS-B", "L2", "ce")]["best_pearson_mean"])
+    assert float(uni["delta"]) == pytest.approx(want)
+    # missing cells: seed 4 of the expected grid
+    assert len(summary["missing"]) == 2 and {m["seed"] for m in summary["missing"]} == {4}
+    md = (out / "report.md").read_text()
+    assert "## Missing cells" in md and "| MRPC | L2 | ce | 4 |" in md and "3/4 ⚠" in md
+    # failed cells and skipped files are listed
+    assert "deadbeefdeadbeef" in md and "`foreign.json`" in md and "`broken.json`" in md
+
+
+def test_report_is_deterministic(full_report, tmp_path):
+    root, summary = full_report
+    again = build_report(root / "res", tmp_path / "out", n_boot=1000, seed=0, figures=False,
+                         expected=[{"task": t, "student": "L2", "method": "ce", "seed": s}
+                                   for t in ("mrpc", "sts-b") for s in (1, 2, 3, 4)])
+    assert [(t["p_value"], t["ci_low"]) for t in again["tests"]] == [(t["p_value"], t["ci_low"]) for t in summary["tests"]]
+    assert (tmp_path / "out" / "significance.csv").read_text() == (root / "out" / "significance.csv").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- bad inputs
+def test_malformed_and_foreign_files_are_skipped_with_a_warning(tmp_path, caplog):
+    res = tmp_path / "res"
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1))
+    (res / "broken.json").write_text("{not json", encoding="utf-8")
+    (res / "foreign.json").write_text(json.dumps({"schema": "other/1"}), encoding="utf-8")
+    (res / "list.json").write_text("[1, 2]", encoding="utf-8")
+    bad = synthetic.record(task="mrpc", student="L2", method="kd", seed=1)
+    del bad["result"]["best"]
+    (res / "nobest.json").write_text(json.dumps(bad), encoding="utf-8")
+    (res / "sub").mkdir()
+    (res / "sub" / "x.json").write_text("{", encoding="utf-8")  # sub-folders are not read
+    with caplog.at_level(logging.WARNING, logger="layerkd"):
+        out = build_report(res, tmp_path / "out", n_boot=100, figures=False)
+    skipped = {s["file"] for s in out["skipped"]}
+    assert skipped == {"broken.json", "foreign.json", "list.json", "nobest.json"}
+    for name in skipped:
+        assert any(name in rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING)
+    assert out["n_results"] == 1
+
+
+def test_duplicate_cells_keep_the_newest(tmp_path, caplog):
+    res = tmp_path / "res"
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1, key="a" * 16,
+                                 best={"f1": 0.1, "accuracy": 0.1}, finished_at="2026-01-01T00:00:00+00:00"))
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1, key="b" * 16,
+                                 best={"f1": 0.6, "accuracy": 0.5}, finished_at="2026-02-01T00:00:00+00:00"))
+    with caplog.at_level(logging.WARNING, logger="layerkd"):
+        runs, _, _ = load_results(res)
+    assert len(runs) == 1 and runs[0].key == "b" * 16 and runs[0].superseded == ["a" * 16 + ".json"]
+    assert any("supersedes" in r.getMessage() for r in caplog.records)
+
+
+def test_empty_or_foreign_only_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as e:
+        build_report(tmp_path / "empty", tmp_path / "out", figures=False)
+    msg = str(e.value)
+    assert "no layerkd.bench.result/1 result files" in msg and "\n" not in msg
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "x.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match="skipped 1"):
+        build_report(tmp_path / "foreign", tmp_path / "out", figures=False)
+    with pytest.raises(ConfigError, match="not found"):
+        build_report(tmp_path / "nope", tmp_path / "out", figures=False)
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_figures_without_matplotlib_is_a_config_error(tmp_path, monkeypatch):
+    res = tmp_path / "res"
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1))
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
+    with pytest.raises(ConfigError, match=r"figures need matplotlib: pip install 'layerkd\[plots\]'"):
+        build_report(res, tmp_path / "out", figures=True)
+    out = build_report(res, tmp_path / "out", n_boot=50, figures=False)  # still fine without figures
+    assert out["figures"] == [] and "not drawn" in (tmp_path / "out" / "report.md").read_text()
