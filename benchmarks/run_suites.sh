@@ -5,15 +5,15 @@
 #   1. ild on MRPC (PAWS-Wiki OOD included), core methods, seeds 1-3
 #   2. cross-arch and capacity-gap on MRPC, seeds 1-2
 #   3. the rest of ild / smoke / internal-schedules / pretrained-student, then SST-2, CoLA, STS-B, RTE
-# Results: benchmarks/results/runs/<key>.json; then `bash benchmarks/report.sh`.
+# Results: benchmarks/results/cells/<key>.json; then `bash benchmarks/report.sh`.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export LAYERKD_WORK="${LAYERKD_WORK:-$repo/../layerkd-work}"
 export LAYERKD_SHARED="${LAYERKD_SHARED:-$repo/../shared}"
 export LAYERKD_CACHE="${LAYERKD_CACHE:-$LAYERKD_WORK/cache}"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # one thread per process: the CPU is shared with other jobs
 layerkd="${LAYERKD_BIN:-$repo/.venv/bin/layerkd}"
-R="$repo/benchmarks/results/runs"
+R="$repo/benchmarks/results/cells"
 S="$repo/configs/suites"
 b() { "$layerkd" bench "$@" --results "$R"; }
 core=(--method ce --method kd --method pkd --method alp --method rail --method universal --method universal+alp)
