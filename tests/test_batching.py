@@ -194,6 +194,45 @@ def test_collate_without_labels(tok_dir, tmp_path):
     assert batch.inputs["student"]["attention_mask"].sum(dim=1).tolist() == [6, 3]
 
 
+def _assert_same_batch(a: Batch, b: Batch) -> None:
+    assert torch.equal(a.index, b.index) and a.index.dtype == b.index.dtype
+    assert (a.labels is None) == (b.labels is None)
+    if a.labels is not None:
+        assert torch.equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
+    assert a.inputs.keys() == b.inputs.keys()
+    for role in a.inputs:
+        assert list(a.inputs[role]) == list(b.inputs[role])
+        for name, t in a.inputs[role].items():
+            assert torch.equal(t, b.inputs[role][name]) and t.dtype == b.inputs[role][name].dtype, (role, name)
+
+
+def test_vectorised_batch_equals_collate(tok_dir, pair_split, single_split, regression_split, tmp_path):
+    """``EncodedSplit.batch`` (the training step's collate, no per-example Python loop) builds
+    exactly what ``collate`` builds: pairs with token types, several encodings with their own pad
+    ids, float labels, no labels."""
+    other = CountingEncoder(hf_encoder(tok_dir), fingerprint="other", pad_id=7)
+    cases = [
+        EncodedSplit(pair_split, {"student": CountingEncoder(hf_encoder(tok_dir), pad_id=99)}, max_length=64),
+        EncodedSplit(pair_split, {"student": hf_encoder(tok_dir), "teacher": hf_encoder(tok_dir), "assistant": other}, 10),
+        EncodedSplit(single_split, {"student": hf_encoder(tok_dir)}, max_length=6),
+        EncodedSplit(regression_split, {"student": hf_encoder(tok_dir)}, max_length=32),
+    ]
+    p = tmp_path / "u.tsv"
+    p.write_text("sentence\nthe movie was good\nbad\n", encoding="utf-8")
+    cases.append(EncodedSplit(read_file(task_from_config(toy.TOY_TASK), p, require_labels=False),
+                              {"student": hf_encoder(tok_dir)}, max_length=16))
+    rng = np.random.default_rng(0)
+    for data in cases:
+        n = len(data)
+        for idx in ([0], list(range(n)), rng.permutation(n)[: max(1, n // 2)].tolist(), [n - 1, 0, n - 1]):
+            _assert_same_batch(data.batch(idx), collate([data[i] for i in idx]))
+    b = cases[1].batch([3, 1])
+    assert b.inputs["student"] is b.inputs["teacher"]  # roles sharing an encoding share tensors
+    assert torch.equal(b.host_index, b.index) and b.to("cpu").host_index is not None
+    with pytest.raises(ValueError, match="non-empty"):
+        cases[0].batch([])
+
+
 # ============================================================================= LengthGroupedBatchSampler
 
 

@@ -23,6 +23,7 @@ import os
 import random
 import shutil
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from . import faults
 from .errors import CheckpointError
 
 MANIFEST = "manifest.json"
@@ -67,17 +69,65 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a small file atomically (temp name, fsync, rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
+def out_of_space(exc: BaseException, where: Path | None = None) -> bool:
+    """Whether ``exc`` means the disk (or quota) is full. Writers report it differently: ``open``
+    raises ``OSError(ENOSPC)``, safetensors a ``SafetensorError`` naming "os error 28", and
+    ``torch.save`` a bare ``RuntimeError`` ("unexpected pos …") — for those the free space of
+    ``where`` decides."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    if any(s in text for s in ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")):
+        return True
+    if where is not None and isinstance(exc, (OSError, RuntimeError)):
+        try:
+            return shutil.disk_usage(where).free < (1 << 20)
+        except OSError:
+            return False
+    return False
+
+
+def no_space_error(what: Path | str) -> CheckpointError:
+    return CheckpointError(
+        f"no space left on device while writing {what}; nothing half-written was kept and earlier checkpoints are intact "
+        "— free space and run again with --resume"
+    )
+
+
+@contextmanager
+def disk_space_guard(what: Path | str, where: Path):
+    """Turn an out-of-disk failure while writing ``what`` into a one-line :class:`CheckpointError`."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        if out_of_space(exc, where):
+            raise no_space_error(what) from None
+        raise
+
+
 def write_dir_atomically(final: Path, writer: Callable[[Path], None]) -> None:
-    """Run ``writer(tmp_dir)``, add a checksum manifest, fsync and rename ``tmp_dir`` → ``final``."""
+    """Run ``writer(tmp_dir)``, add a checksum manifest, fsync and rename ``tmp_dir`` → ``final``.
+
+    On any failure (out of disk, an interrupt) the temporary directory is removed and an existing
+    ``final`` is left — or put back — in place; out of disk becomes a one-line
+    :class:`~layerkd.errors.CheckpointError`. A hard kill between moving an existing ``final``
+    aside and renaming the new one in leaves ``.<name>.old``; :func:`recover_dir` puts it back."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp")
+    old: Path | None = None
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
@@ -91,23 +141,40 @@ def write_dir_atomically(final: Path, writer: Callable[[Path], None]) -> None:
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _fsync_file(tmp / MANIFEST)
         _fsync_dir(tmp)
-        old = None
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(final, old)
+            faults.point("swap")
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    except BaseException as exc:  # noqa: BLE001 - clean up on anything (KeyboardInterrupt included), then re-raise
+        full = isinstance(exc, Exception) and out_of_space(exc, final.parent)
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise CheckpointError(
-                f"no space left on device while writing {final}; the previous checkpoint is intact — free space and resume with --resume"
-            ) from None
+        if old is not None and old.exists() and not final.exists():
+            os.replace(old, final)
+        if full:
+            raise no_space_error(final) from None
         raise
+
+
+def recover_dir(final: Path, warn: Callable[[str], None] | None = None) -> None:
+    """Undo a replacement interrupted by a hard kill: ``final`` missing but ``.<name>.old``
+    complete → put the old one back. Leftover temporary directories are removed."""
+    final = Path(final)
+    old = final.with_name(f".{final.name}.old")
+    tmp = final.with_name(f".{final.name}.tmp")
+    if not final.exists() and old.is_dir() and verify_dir(old) is None:
+        os.replace(old, final)
+        _fsync_dir(final.parent)
+        if warn is not None:
+            warn(f"{final.name}: restored the previous version (a replacement was interrupted)")
+    for leftover in (old, tmp):
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def verify_dir(path: Path) -> str | None:
@@ -184,11 +251,19 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     scheduler_state: dict[str, Any],
     state: dict[str, Any],
+    rng_ranks: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] | None = None,
 ) -> None:
+    """``rng_ranks``: every process's RNG states (multi-process runs), gathered by the caller."""
     rng_meta, rng_tensors = capture_rng()
+    if rng_ranks:
+        state = dict(state, rng_ranks=[meta for meta, _ in rng_ranks])
+        rng_tensors = dict(rng_tensors)
+        for r, (_, tensors) in enumerate(rng_ranks):
+            rng_tensors.update({f"rank{r}.{k}": v for k, v in tensors.items()})
 
     def writer(tmp: Path) -> None:
         save_module(model, tmp / "model.safetensors")
+        faults.point("checkpoint")  # test-only fault injection (LAYERKD_FAULT)
         save_module(objectives, tmp / "objectives.safetensors")
         torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler_state, tmp / "scheduler.pt")
@@ -211,6 +286,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         "rng": load_file(str(path / "rng.safetensors")),
         "state": json.loads((path / "state.json").read_text()),
     }
+
+
+def rank_rng(state: dict[str, Any], tensors: dict[str, torch.Tensor], rank: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The RNG states to restore in process ``rank`` (its own when the checkpoint has them)."""
+    ranks = state.get("rng_ranks") or []
+    if rank < len(ranks):
+        prefix = f"rank{rank}."
+        return ranks[rank], {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return state["rng"], {k: v for k, v in tensors.items() if not k.startswith("rank")}
 
 
 def list_checkpoints(root: Path) -> list[Path]:

@@ -116,7 +116,7 @@ def finetune(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Fine-tune a model (typically the teacher) on a task's gold labels."""
-    from .stages.common import format_metrics  # noqa: PLC0415
+    from .stages.common import format_metrics, is_main_process  # noqa: PLC0415
     from .stages.finetune import finetune as run  # noqa: PLC0415
 
     ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
@@ -125,6 +125,8 @@ def finetune(
         ov["trust_remote_code"] = True
     cfg = build_config(config, ov)
     result = run(cfg, resume=resume, overwrite=overwrite)
+    if not is_main_process():  # several processes (accelerate launch): one report
+        return
     typer.echo(f"best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
     typer.echo(f"last: {format_metrics(result['last'])}")
     typer.echo(f"saved to {cfg.output_dir}")
@@ -185,7 +187,7 @@ def distill(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Distil a teacher into a student with a method or an explicit recipe."""
-    from .stages.common import format_metrics  # noqa: PLC0415
+    from .stages.common import format_metrics, is_main_process  # noqa: PLC0415
     from .stages.distill import distill as run  # noqa: PLC0415
 
     ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
@@ -197,6 +199,8 @@ def distill(
         ov["trust_remote_code"] = True
     cfg = build_config(config, ov)
     result = run(cfg, resume=resume, overwrite=overwrite)
+    if not is_main_process():  # several processes (accelerate launch): one report
+        return
     typer.echo(f"method {result['method']}: best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
     typer.echo(f"last: {format_metrics(result['last'])}")
     typer.echo(f"saved to {cfg.output_dir}")

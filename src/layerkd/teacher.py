@@ -12,6 +12,7 @@ reads are cloned out of it (cheap next to the forward pass).
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import torch
@@ -84,8 +85,16 @@ class TeacherProvider:
     """Chooses, per recipe phase and per dataset, where the teacher's signals come from.
 
     A phase whose teacher needs are all cacheable (logits, pooled layer vectors, head logits) is
-    served from the memory-mapped cache when caching is enabled; anything needing all-token
+    served from the memory-mapped cache when caching is enabled; a phase needing all-token
     states or attention maps runs the teacher live. Sources are made once and reused.
+
+    Mixed recipes run live only what they must, phase by phase: in internal KD's schedule the
+    attention stages run the teacher live and the final soft-label phase reads the cache. Within
+    one live phase everything comes from that live pass — the logits, pooled vectors and head
+    logits it yields along the way cost next to nothing, while serving them from the cache would
+    first cost a whole extra teacher pass to build it. The live pass asks the model only for
+    what the phase needs (hidden states only for all-token states, layer vectors or heads;
+    attention maps only when an objective compares them).
     """
 
     def __init__(self, model: nn.Module, heads: LayerHeads | None = None, *, cache=None):
@@ -103,13 +112,17 @@ class TeacherProvider:
 
     def source(self, needs: Needs, device, data) -> TeacherSource:
         cached = self.cache is not None and needs.teacher_cacheable
-        key = (cached, data.fingerprint, needs.teacher, needs.teacher_poolings)
+        key = (cached, data.fingerprint, data.max_length, len(data), needs.teacher, needs.teacher_poolings)
         if key not in self._sources:
+            decision = {"split": data.split.name, "mode": "cache" if cached else "live",
+                        "needs": sorted(needs.teacher), "poolings": sorted(needs.teacher_poolings)}
             if cached:
+                before, t0 = len(self.cache.built), time.perf_counter()
                 src = self.cache.source(self.model, self.heads, data, needs, device)
+                # seconds to open (and, where entries were missing, build) this split's entries
+                decision.update(built=self.cache.built[before:], seconds=round(time.perf_counter() - t0, 3))
             else:
                 src = self.live(device)
             self._sources[key] = src
-            self.decisions.append({"split": data.split.name, "mode": "cache" if cached else "live",
-                                   "needs": sorted(needs.teacher), "poolings": sorted(needs.teacher_poolings)})
+            self.decisions.append(decision)
         return self._sources[key]

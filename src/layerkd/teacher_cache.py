@@ -7,15 +7,19 @@ never cached (≈ 13 GB for SST-2 at width 256); recipes that need them run the 
 
 Layout: ``<root>/teacher/<key>/`` holds ``data.npy`` (a NumPy array, opened with
 ``mmap_mode="r"``) and ``meta.json``. The key is a SHA-256 over the teacher's weights, config and
-tokenizer (its fingerprint), the heads' weights (for head logits), the dataset's content
-fingerprint, the max length, the field, the pooling and the dtype — change any of them and a new
-entry is built. One entry per field, so a recipe that needs ``cls`` and ``mean`` vectors reuses
-an existing ``cls`` entry and builds only ``mean`` (all missing fields in one teacher pass).
+tokenizer (its fingerprint), the heads' weights, layers and pooling (for head logits), the
+dataset's content fingerprint *and* a hash of the exact teacher token ids of every row (which
+also catches a changed column mapping, tokenizer setting or row order), the max length, the
+field, the pooling and the dtype — change any of them and a new entry is built. One entry per
+field, so a recipe that needs ``cls`` and ``mean`` vectors reuses an existing ``cls`` entry and
+builds only ``mean`` (all missing fields in one teacher pass).
 
 Safety: entries are built in a temporary directory and renamed into place (never read half-
-written), under an exclusive file lock so concurrent processes (Accelerate ranks, parallel runs)
-build once and the others wait and read; ``meta.json`` records the file size and SHA-256, checked
-when an entry is opened — a truncated or corrupted entry is reported and rebuilt.
+written; leftovers of a crashed build are removed by the next builder), under one exclusive file
+lock per entry (taken in key order, so overlapping recipes never deadlock) — concurrent processes
+(Accelerate ranks, parallel runs) build an entry once and the others wait and read it;
+``meta.json`` records the file size and SHA-256, checked when an entry is opened — a truncated or
+corrupted entry is reported and rebuilt.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
+import weakref
+from contextlib import ExitStack, contextmanager
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import sha256_file
-from .data.batching import LengthGroupedBatchSampler, collate
+from .data.batching import LengthGroupedBatchSampler
 from .data.encoding import EncodedSplit
 from .models.fingerprint import model_fingerprint, module_fingerprint
 from .models.trace import Trace
@@ -43,7 +49,7 @@ from .teacher import LiveTeacher
 
 log = logging.getLogger("layerkd")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CACHEABLE = ("logits", "layer_vectors", "head_logits")
 
 
@@ -58,6 +64,38 @@ def _locked(path: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _versions(model) -> tuple[int, ...]:
+    """In-place updates of any parameter or buffer bump these counters (cheap change detection)."""
+    return tuple(t._version for t in chain(model.parameters(), model.buffers()))
+
+
+def inputs_fingerprint(data: EncodedSplit, role: str = "teacher") -> str:
+    """SHA-256 of the exact token ids (and token types) the teacher sees, row by row."""
+    fields = data.encodings[data.role_key[role]]
+    h = hashlib.sha256(f"rows={len(data)}".encode())
+    for name in sorted(fields):
+        seqs = fields[name]
+        lengths = np.fromiter((len(x) for x in seqs), dtype=np.int64, count=len(seqs))
+        h.update(name.encode())
+        h.update(lengths.tobytes())
+        if len(seqs):
+            h.update(np.concatenate(seqs).astype(np.int64, copy=False).tobytes())
+    return h.hexdigest()
+
+
 class CachedTeacher:
     """Serves a batch's teacher Trace from memory-mapped arrays by example index."""
 
@@ -70,7 +108,8 @@ class CachedTeacher:
         return torch.from_numpy(np.ascontiguousarray(arr[index])).to(device=device, dtype=torch.float32)
 
     def trace(self, batch, needs: Needs) -> Trace:
-        idx = batch.index.cpu().numpy()
+        host = getattr(batch, "host_index", None)  # the CPU copy: no device→host sync per step
+        idx = (host if host is not None else batch.index.cpu()).numpy()
         dev = batch.index.device
         want = needs.teacher
         return Trace(
@@ -89,31 +128,47 @@ class TeacherCache:
         self.dtype = {"fp16": np.float16, "fp32": np.float32}[dtype]
         self.dtype_name = dtype
         self.max_length = max_length
-        self._fp_memo: dict[int, str] = {}
+        # fingerprints memoised per live object (weak: a new model at a recycled id() is never
+        # mistaken for an old one) and re-computed when a parameter was changed in place
+        self._fp_memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._inputs_memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.built: list[str] = []  # keys built by this process (for reports)
         self.build_seconds = 0.0
 
     # ------------------------------------------------------------------ keys
     def _teacher_fp(self, model) -> str:
-        k = id(model)
-        if k not in self._fp_memo:
-            self._fp_memo[k] = model_fingerprint(model)
-        return self._fp_memo[k]
+        versions = _versions(model)
+        hit = self._fp_memo.get(model)
+        if hit is None or hit[0] != versions:
+            hit = (versions, model_fingerprint(model))
+            self._fp_memo[model] = hit
+        return hit[1]
+
+    def _heads_fp(self, heads) -> str:
+        return module_fingerprint(heads, extra=json.dumps(heads.config_dict(), sort_keys=True))
+
+    def _inputs_fp(self, data: EncodedSplit) -> str:
+        fp = self._inputs_memo.get(data)
+        if fp is None:
+            fp = self._inputs_memo[data] = inputs_fingerprint(data)
+        return fp
 
     def key(self, model, heads, data: EncodedSplit, field: str, pooling: str | None) -> tuple[str, dict]:
         meta = {
             "version": FORMAT_VERSION,
             "teacher": self._teacher_fp(model),
-            "heads": module_fingerprint(heads) if field == "head_logits" and heads is not None else None,
+            "heads": self._heads_fp(heads) if field == "head_logits" and heads is not None else None,
             "data": data.fingerprint,
+            "inputs": self._inputs_fp(data),
             "data_source": data.split.source,
+            "split": data.split.name,
             "rows": len(data),
             "max_length": data.max_length,
             "field": field,
             "pooling": pooling,
             "dtype": self.dtype_name,
         }
-        ident = {k: v for k, v in meta.items() if k not in ("data_source",)}
+        ident = {k: v for k, v in meta.items() if k not in ("data_source", "split")}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24], meta
 
     # ------------------------------------------------------------------ entries
@@ -134,11 +189,27 @@ class TeacherCache:
                 problem = "checksum mismatch"
         except (OSError, ValueError, KeyError) as exc:
             problem = f"unreadable metadata ({exc.__class__.__name__})"
+        arr = None
+        if not problem:
+            try:
+                arr = np.load(data_path, mmap_mode="r")
+                if list(arr.shape) != list(meta.get("shape", arr.shape)) or arr.dtype != self.dtype:
+                    problem = f"unexpected array {arr.dtype}{list(arr.shape)}"
+            except (OSError, ValueError) as exc:
+                problem = f"unreadable array ({exc.__class__.__name__})"
         if problem:
             log.warning("teacher cache entry %s is corrupted (%s); rebuilding it", key, problem)
+            arr = None
             shutil.rmtree(d, ignore_errors=True)
             return None
-        return np.load(data_path, mmap_mode="r")
+        return arr
+
+    def _remove_leftovers(self, key: str) -> None:
+        """Temporary directories of builds of ``key`` that died (called with the key's lock held,
+        so no live builder owns them)."""
+        for tmp in self.dir.glob(f".{key}.tmp-*"):
+            log.info("teacher cache: removing %s left by an interrupted build", tmp.name)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _write(self, key: str, meta: dict, array: np.ndarray) -> None:
         final = self.dir / key
@@ -155,9 +226,11 @@ class TeacherCache:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
             with open(tmp / "meta.json", "rb") as fh:
                 os.fsync(fh.fileno())
+            _fsync_dir(tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            _fsync_dir(self.dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -173,22 +246,31 @@ class TeacherCache:
             wanted.append(("head_logits", None))
         keys = {w: self.key(model, heads, data, *w) for w in wanted}
         arrays: dict[tuple[str, str | None], np.ndarray] = {}
-        lock = self.dir / f".{hashlib.sha256(''.join(k for k, _ in keys.values()).encode()).hexdigest()[:16]}.lock"
-        with _locked(lock):
+        with ExitStack() as stack:
+            # one lock per entry, always taken in key order: two recipes sharing an entry build it
+            # once, and neither can hold one lock while waiting for the other's
+            for k in sorted({k for k, _ in keys.values()}):
+                stack.enter_context(_locked(self.dir / f".{k}.lock"))
             missing = []
             for w, (k, _) in keys.items():
                 arr = self._open(k)
                 if arr is None:
+                    self._remove_leftovers(k)
                     missing.append(w)
                 else:
                     arrays[w] = arr
             if missing:
+                t0 = time.time()
                 built = self._build(model, heads, data, missing, device)
+                seconds = time.time() - t0
                 for w in missing:
                     k, meta = keys[w]
-                    self._write(k, meta, built[w])
+                    self._write(k, dict(meta, build_seconds=round(seconds, 3)), built[w])
                     self.built.append(k)
-                    arrays[w] = self._open(k)
+                    arr = self._open(k)
+                    if arr is None:
+                        raise RuntimeError(f"teacher cache: entry {k} failed its check right after being written")
+                    arrays[w] = arr
         return CachedTeacher(arrays, heads.layers if heads is not None else ())
 
     @torch.no_grad()
@@ -201,7 +283,7 @@ class TeacherCache:
                       teacher_poolings=frozenset(p for f, p in fields if p is not None))
         out: dict[tuple[str, str | None], np.ndarray] = {}
         for b in LengthGroupedBatchSampler(data.lengths, 128, shuffle=False).batches():
-            batch = collate([data[i] for i in b]).to(device)
+            batch = data.batch(b).to(device)
             tr = live.trace(batch, needs)
             idx = batch.index.cpu().numpy()
             for f, p in fields:
@@ -223,7 +305,7 @@ class TeacherCache:
             return rows
         for d in sorted(self.dir.iterdir()):
             if not d.is_dir() or d.name.startswith("."):
-                continue
+                continue  # locks and the temporary directories of builds in progress
             try:
                 meta = json.loads((d / "meta.json").read_text())
             except (OSError, ValueError):

@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from . import faults
 from .config import TrainConfig
 from .data.batching import Batch, LengthGroupedBatchSampler, collate
 from .data.encoding import EncodedSplit
-from .errors import CheckpointError, NonFiniteLossError
+from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .metrics import compute_metrics, predictions_from_outputs
 from .models.trace import Trace
 from .objectives.base import Needs
@@ -55,6 +57,22 @@ def _allow_new_precision(mp: str) -> None:
     if state.num_processes == 1 and state.mixed_precision != mp:
         AcceleratorState._reset_state()
         PartialState._reset_state()
+
+
+def check_engine(distributed_type: str, zero_stage: int | None, resume: bool) -> None:
+    """Accelerate configs are passed through unchanged (``accelerate launch --config_file …``);
+    refuse the engines whose state layerkd's checkpoints — written by the main process from its
+    own copy of the weights and optimizer — cannot hold, instead of hanging or resuming wrongly."""
+    kind = str(getattr(distributed_type, "value", distributed_type))
+    if kind in ("FSDP", "MEGATRON_LM"):
+        raise ConfigError(f"accelerate: {kind} shards the weights across processes, which layerkd's checkpoints do not "
+                          "support; launch without it (DDP: accelerate launch --multi_gpu --num_processes N …)")
+    if kind == "DEEPSPEED" and (zero_stage or 0) >= 3:
+        raise ConfigError("accelerate: DeepSpeed ZeRO stage 3 shards the weights across processes, which layerkd's "
+                          "checkpoints do not support; use zero_stage 0-2 or plain DDP (accelerate launch --multi_gpu …)")
+    if kind == "DEEPSPEED" and resume:
+        raise ConfigError("--resume under DeepSpeed is not supported (the optimizer state is partitioned across "
+                          "processes); start a new run, and train with plain DDP (accelerate launch --multi_gpu …) to be able to resume")
 
 
 class TrainModule(nn.Module):
@@ -188,7 +206,8 @@ class Trainer:
         if not self.is_main:
             return
         record = {"time": round(time.time(), 3), **record}
-        with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as fh:
+        with ckpt.disk_space_guard(self.output_dir / "log.jsonl", self.output_dir), \
+                open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
         if self._tb is not None and record.get("event") in ("train", "eval"):
             for k, v in record.items():
@@ -223,6 +242,8 @@ class Trainer:
                 out = outputs_fn(batch)
             idx_parts.append(batch.index.cpu().numpy())
             out_parts.append(out.float().cpu().numpy())
+            if len(idx_parts) == 1:
+                faults.point("eval")  # mid-evaluation: after the first batch
         local = (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
                  np.concatenate(out_parts) if out_parts else np.zeros((0, 0), np.float32))
         if world > 1:
@@ -249,6 +270,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, optimizer, scheduler) -> None:
+        rng_ranks = None
+        if self.accelerator.num_processes > 1:  # every process's generators, so a resume continues each exactly
+            from accelerate.utils import gather_object  # noqa: PLC0415
+
+            rng_ranks = gather_object([ckpt.capture_rng()])
         if self.is_main:
             unwrapped = self.accelerator.unwrap_model(self.module)
             state = dict(vars(self.state))
@@ -263,6 +289,7 @@ class Trainer:
                 optimizer_state=optimizer.state_dict(),
                 scheduler_state=scheduler.state_dict(),
                 state=state,
+                rng_ranks=rng_ranks,
             )
             ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
         self.accelerator.wait_for_everyone()
@@ -273,14 +300,26 @@ class Trainer:
             ckpt.write_dir_atomically(self.ckpt_dir / "best", lambda tmp: ckpt.save_module(module, tmp / "module.safetensors"))
         self.accelerator.wait_for_everyone()
 
-    def _resume(self, optimizer, scheduler) -> None:
-        path = ckpt.latest_valid_checkpoint(self.ckpt_dir, warn=lambda m: log.warning(m))
+    def _resume(self, optimizer, scheduler) -> bool:
+        """Load the newest valid checkpoint (True), or clear what a run killed before its first
+        checkpoint left behind and start from scratch (False)."""
+        warn = (lambda m: log.warning(m)) if self.is_main else (lambda m: None)
+        if self.is_main and self.ckpt_dir.is_dir():
+            # a hard kill can leave a half-written .<name>.tmp or, mid-replacement, only .<name>.old
+            for leftover in sorted(self.ckpt_dir.glob(".*.old")) + sorted(self.ckpt_dir.glob(".*.tmp")):
+                ckpt.recover_dir(self.ckpt_dir / leftover.name[1:].rsplit(".", 1)[0], warn=warn)
+        self.accelerator.wait_for_everyone()
+        path = ckpt.latest_valid_checkpoint(self.ckpt_dir, warn=warn)
         if path is None:
             if ckpt.list_checkpoints(self.ckpt_dir):
-                log.warning("no valid checkpoint to resume from; starting from scratch")
-            else:
+                warn("no valid checkpoint to resume from; starting from scratch")
+            elif self.is_main:
                 log.info("no checkpoint found in %s; starting from scratch", self.ckpt_dir)
-            return
+            if self.is_main:  # the killed run's log lines and best model would be replayed: drop them
+                (self.output_dir / "log.jsonl").unlink(missing_ok=True)
+                shutil.rmtree(self.ckpt_dir / "best", ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+            return False
         data = ckpt.load_checkpoint(path)
         st = data["state"]
         if self.config_hash and st.get("config_hash") and st["config_hash"] != self.config_hash:
@@ -297,7 +336,7 @@ class Trainer:
             if k in st:
                 setattr(self.state, k, st[k])
         self.recipe.load_schedule_state(st["recipe"])
-        self._pending_rng = (st["rng"], data["rng"])
+        self._pending_rng = ckpt.rank_rng(st, data["rng"], self.accelerator.process_index)
         # mid-epoch: objective state (e.g. RAIL's per-batch draw) as of the checkpoint, re-applied
         # after start_epoch; at an epoch boundary start_epoch derives the new epoch's state itself
         self._pending_objective_state = st["recipe"].get("objectives", {}) if self.state.position > 0 else None
@@ -306,23 +345,38 @@ class Trainer:
             if p.exists() and p.stat().st_size > self.state.log_offset:
                 with open(p, "r+b") as fh:
                     fh.truncate(self.state.log_offset)
-        log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
+            best = self.ckpt_dir / "best"
+            reason = ckpt.verify_dir(best) if best.exists() else None
+            if reason is not None or (self.state.best_step >= 0 and not best.exists()):
+                log.warning("the best-model checkpoint is %s; the best model will be chosen again from the "
+                            "evaluations after step %d", reason or "missing", self.state.global_step)
+                shutil.rmtree(best, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        if not (self.ckpt_dir / "best").exists():
+            self.state.best_score, self.state.best_step, self.state.best_epoch = -math.inf, -1, -1
+        if self.is_main:
+            log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
+        return True
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % (2**32))
+        # one seed per process (dropout masks must differ between the shards of a global batch);
+        # a single-process run uses the seed itself
+        seed = cfg.seed + self.accelerator.process_index
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2**32))
         import random as _random  # noqa: PLC0415
 
-        _random.seed(cfg.seed)
+        _random.seed(seed)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         optimizer = self._optimizer()
         scheduler = self._scheduler(optimizer)
         self._pending_rng = None
         self._pending_objective_state = None
-        if resume:
-            self._resume(optimizer, scheduler)
+        ds = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        check_engine(self.accelerator.distributed_type, getattr(ds, "zero_stage", None), resume)
+        resumed = self._resume(optimizer, scheduler) if resume else False
         module, optimizer = self.accelerator.prepare(self.module, optimizer)
         if cfg.tensorboard and self.is_main:
             try:
@@ -331,7 +385,7 @@ class Trainer:
                 raise RuntimeError("train.tensorboard needs the 'tb' extra: pip install 'layerkd[tb]'") from exc
             self._tb = SummaryWriter(str(self.output_dir / "tb"))
         t0 = time.time()
-        if self.state.global_step == 0 and not resume:
+        if not resumed:
             self._log({"event": "start", "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                        "phases": self.recipe.describe(), "processes": self.accelerator.num_processes})
         from .progress import make_progress  # noqa: PLC0415
@@ -370,6 +424,8 @@ class Trainer:
         needs = self.recipe.needs()
         teacher = self._teacher(needs)
         batches = self.sampler.batches(epoch)
+        world = self.accelerator.num_processes
+        global_sizes = [max(len(b), world) for b in self.sampler.global_batches(epoch)] if world > 1 else []
         module.train()
         accum_terms: dict[str, torch.Tensor] = {}
         accum_count = 0
@@ -380,12 +436,15 @@ class Trainer:
                 break
             self.recipe.start_step()
             local = batches[pos]
+            # DDP averages gradients over processes; scaling each process's loss by world × its share
+            # of the global batch makes the update the global batch's mean even when shards differ
+            scale = len(local) * world / global_sizes[pos] if world > 1 else 1.0
             chunks = [local[i::micro] for i in range(micro)] if micro > 1 else [local]
             chunks = [c for c in chunks if c]
             total_value = torch.zeros((), device=self.device)
             step_terms: dict[str, torch.Tensor] = {}
             for ci, chunk in enumerate(chunks):
-                batch = collate([self.train_data[i] for i in chunk]).to(self.device)
+                batch = self.train_data.batch(chunk).to(self.device)  # vectorised collate
                 teacher_trace = teacher.trace(batch, needs) if teacher is not None else None
                 sync = ci == len(chunks) - 1
                 ctx = self.accelerator.no_sync(module) if not sync else _null()
@@ -393,10 +452,16 @@ class Trainer:
                     with self.accelerator.autocast():
                         loss, terms = module(batch, teacher_trace, needs)
                     share = len(chunk) / len(local)
-                    self.accelerator.backward(loss * share)
+                    self.accelerator.backward(loss * (share * scale))
                 total_value = total_value + loss.detach().float() * share
                 for k, v in terms.items():
                     step_terms[k] = step_terms.get(k, 0.0) + v.detach().float() * share
+            if world > 1:  # the global batch's loss and terms, the same numbers in every process
+                keys = sorted(step_terms)
+                vec = torch.stack([total_value, *(step_terms[k] for k in keys)]) * (scale / world)
+                vec = self.accelerator.reduce(vec, "sum")
+                total_value, step_terms = vec[0], {k: vec[i + 1] for i, k in enumerate(keys)}
+            faults.point("step")  # test-only fault injection (LAYERKD_FAULT)
             if not self._finite(total_value, step_terms, optimizer):
                 continue_run = cfg.nonfinite == "skip"
                 if not continue_run:
@@ -448,10 +513,7 @@ class Trainer:
         self._save_checkpoint(optimizer, scheduler)
 
     def _finite(self, total: torch.Tensor, terms: dict[str, torch.Tensor], optimizer) -> bool:
-        ok = torch.isfinite(total).float()
-        if self.accelerator.num_processes > 1:
-            ok = self.accelerator.reduce(ok, "min")
-        finite = bool(ok.item())
+        finite = bool(torch.isfinite(total).item())  # with several processes `total` is already the global loss
         if finite:
             self.state.epoch_loss_sum += float(total)
             self.state.epoch_loss_count += 1
@@ -468,7 +530,10 @@ class Trainer:
         st = self.state
         res = self.evaluate(self.eval_data)
         main = res.main
-        improved = main > st.best_score
+        # in a multi-phase recipe only the last phase trains the final model (e.g. internal KD's
+        # stages leave the classifier untouched): earlier evaluations are logged, not selected
+        final_phase = self.recipe.phase_index == len(self.recipe.phases) - 1
+        improved = final_phase and main > st.best_score
         entry = {"step": st.global_step, "epoch": epoch + (1 if end_of_epoch else 0), "end_of_epoch": end_of_epoch,
                  **{k: v for k, v in res.metrics.items() if k != "_main"}}
         st.history.append(entry)
@@ -476,7 +541,7 @@ class Trainer:
         if improved:
             st.best_score, st.best_step, st.best_epoch, st.bad_evals = main, st.global_step, entry["epoch"], 0
             self._save_best()
-        else:
+        elif final_phase:
             st.bad_evals += 1
             if self.cfg.early_stopping_patience and st.bad_evals >= self.cfg.early_stopping_patience:
                 st.stopped_early = True
@@ -499,9 +564,12 @@ class Trainer:
             best_module, best = module, last
         extra = {}
         for name, data in self.extra_eval.items():
+            eb, el = self.evaluate(data, best_module), self.evaluate(data, module)
             extra[name] = {
-                "best": {k: v for k, v in self.evaluate(data, best_module).metrics.items() if k != "_main"},
-                "last": {k: v for k, v in self.evaluate(data, module).metrics.items() if k != "_main"},
+                "best": {k: v for k, v in eb.metrics.items() if k != "_main"},
+                "last": {k: v for k, v in el.metrics.items() if k != "_main"},
+                "predictions": {"best": eb.predictions.tolist(), "last": el.predictions.tolist()},
+                "labels": data.labels.numpy().tolist(),
             }
         diag = self.diagnostics(self, best_module) if self.diagnostics is not None else {}
         result = {
@@ -517,6 +585,8 @@ class Trainer:
             "history": st.history,
             "train_seconds": wall,
             "extra_eval": extra,
+            "dev_labels": self.eval_data.labels.numpy().tolist(),
+            "student_params": sum(p.numel() for p in module.student.parameters()),
             "diagnostics": diag,
             "precision": self.cfg.precision,
             "processes": self.accelerator.num_processes,

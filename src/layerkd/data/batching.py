@@ -16,6 +16,9 @@ class Batch:
     index: torch.Tensor
     labels: torch.Tensor | None
     inputs: dict[str, dict[str, torch.Tensor]]
+    # the example indices on the CPU, kept when the batch moves to a device (the teacher cache
+    # reads rows by index; asking the device for them would sync every step)
+    host_index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -31,7 +34,8 @@ class Batch:
                     moved[k] = t.to(device, non_blocking=True)
                 inputs[role][name] = moved[k]
         labels = None if self.labels is None else self.labels.to(device, non_blocking=True)
-        return Batch(self.index.to(device, non_blocking=True), labels, inputs)
+        host = self.host_index if self.host_index is not None else (self.index if self.index.device.type == "cpu" else None)
+        return Batch(self.index.to(device, non_blocking=True), labels, inputs, host)
 
 
 def _pad(seqs: list[np.ndarray], value: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -90,11 +91,15 @@ class TransformerClassifier(nn.Module):
             if label_names and not fine_tuned:
                 kwargs["id2label"] = dict(enumerate(label_names))
                 kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
+        if local.is_dir() and not any(local.glob("*.safetensors")) and any(local.glob("*.bin")):
+            log.warning("%s: no safetensors weights; loading the legacy .bin file with torch.load(weights_only=True) "
+                        "(only tensors, no code). Re-save the model to convert it", where)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                where, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code, **kwargs
+                where, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
+                weights_only=True, **kwargs
             )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load a sequence-classification model from {where!r}: {first}") from None
         try:

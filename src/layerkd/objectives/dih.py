@@ -47,6 +47,7 @@ class DistillIntermediateHeads(Objective):
         zt = teacher.require_head_logits()
         if self.options.include_final:
             zt = torch.cat([zt, teacher.require_logits().unsqueeze(1)], dim=1)
-        terms = [logit_distill(zs, zt[:, j], self.options.temperature, self.ctx.regression) for j in range(zt.shape[1])]
-        total = torch.stack(terms).sum()
-        return total / len(terms) if self.options.reduce == "mean" else total
+        k = zt.shape[1]
+        # all heads at once: the mean over (batch, head) of the per-head KD terms is their mean
+        mean = logit_distill(zs.unsqueeze(1).expand_as(zt), zt, self.options.temperature, self.ctx.regression)
+        return mean if self.options.reduce == "mean" else mean * k

@@ -116,9 +116,19 @@ class RAILKD(Objective):
         self._first_step = bool(state.get("first_step", False))
 
     # ------------------------------------------------------------------ loss
+    _draw_cache: tuple = ((), None)
+
+    def _draw_index(self, device) -> torch.Tensor:
+        """The draw as an index tensor, made once per draw (not a host→device copy every step)."""
+        key, idx = self._draw_cache
+        if key != (tuple(self.draw), str(device)):
+            idx = torch.tensor(self.draw, device=device)
+            self._draw_cache = ((tuple(self.draw), str(device)), idx)
+        return idx
+
     def forward(self, student, teacher, batch) -> torch.Tensor:
         s = student.layer_vectors(self.options.pooling).index_select(1, self._s)
-        idx = torch.tensor(self.draw, device=s.device)
+        idx = self._draw_index(s.device)
         t = teacher.layer_vectors(self.options.pooling).index_select(1, idx)
         if self.options.center:
             s, t = s - s.mean(dim=0, keepdim=True), t - t.mean(dim=0, keepdim=True)

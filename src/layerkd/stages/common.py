@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..checkpoint import atomic_write_text, list_checkpoints
+from .. import __version__, faults
+from ..checkpoint import atomic_write_text, disk_space_guard, list_checkpoints
 from ..config import DataConfig, RunConfig, dump_config
 from ..data.readers import Split, read_file, read_split
 from ..errors import ConfigError, LayerKDError
@@ -76,45 +76,76 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def distributed() -> bool:
+    """Launched as one of several processes (``accelerate launch``/``torchrun`` set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _process_state():
+    import torch  # noqa: PLC0415
+    from accelerate import PartialState  # noqa: PLC0415
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    """True in a single-process run and in the main process of a distributed one."""
+    return not distributed() or _process_state().is_main_process
+
+
+def barrier() -> None:
+    """Wait for every process (a no-op in a single-process run)."""
+    if distributed():
+        _process_state().wait_for_everyone()
+
+
 @contextmanager
 def output_directory(path: str | None, *, overwrite: bool, resume: bool):
     """Create the run directory; on a user error before the first checkpoint, remove it again.
 
     An existing non-empty directory is refused unless ``overwrite`` (replace it) or ``resume``
-    (continue the run in it)."""
+    (continue the run in it). With several processes every process checks first, then only the
+    main one replaces or creates the directory."""
     if path is None:
         raise ConfigError("output_dir: missing; give --output-dir")
     out = Path(path)
-    existed = out.exists() and any(out.iterdir()) if out.exists() else False
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output directory {out} exists and is a file")
+    existed = out.exists() and any(out.iterdir())
     if existed and not (overwrite or resume):
         raise ConfigError(f"output directory {out} exists and is not empty; pass --overwrite to replace it or --resume to continue")
-    if existed and overwrite and not resume:
-        shutil.rmtree(out)
-        existed = False
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists() or (existed and overwrite and not resume)
+    barrier()  # every process has looked before the main one changes anything
+    main = is_main_process()
+    if main:
+        if existed and overwrite and not resume:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    barrier()
+    existed = existed and not (overwrite and not resume)
     try:
         yield out
     except (LayerKDError, KeyboardInterrupt):
-        if (created or not existed) and not list_checkpoints(out / "checkpoints"):
+        if main and (created or not existed) and not list_checkpoints(out / "checkpoints"):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
 def write_outputs(out: Path, model, cfg: RunConfig, result: dict[str, Any], *, eval_outputs: dict[str, np.ndarray] | None = None,
                   split_name: str = "dev") -> None:
-    """Final files: the (best) model as a loadable directory, metrics.json, results.json, config.yaml."""
-    model.save_pretrained(out)
-    metrics = {"task": result["task"], "split": split_name, **result["best"], "last_epoch": result["last"],
-               "best_epoch": result["best_epoch"], "best_step": result["best_step"]}
-    full = dict(result, environment=environment(), config_hash=config_hash(cfg))
-    if eval_outputs:
-        full["dev_predictions"] = {k: v.tolist() for k, v in eval_outputs.items()}
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
-    atomic_write_text(out / "results.json", json.dumps(full, indent=1, default=float))
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    """Final files: the (best) model as a loadable directory, metrics.json, results.json, config.yaml.
+    Out of disk is a one-line error (the last checkpoint is intact: ``--resume`` writes them again)."""
+    with disk_space_guard(f"the final outputs in {out}", out):
+        model.save_pretrained(out)
+        faults.point("outputs")  # test-only fault injection (LAYERKD_FAULT)
+        metrics = {"task": result["task"], "split": split_name, **result["best"], "last_epoch": result["last"],
+                   "best_epoch": result["best_epoch"], "best_step": result["best_step"]}
+        full = dict(result, environment=environment(), config_hash=config_hash(cfg))
+        if eval_outputs:
+            full["dev_predictions"] = {k: v.tolist() for k, v in eval_outputs.items()}
+        atomic_write_text(out / "config.yaml", dump_config(cfg))
+        atomic_write_text(out / "results.json", json.dumps(full, indent=1, default=float))
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

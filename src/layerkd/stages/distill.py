@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..config import RunConfig
-from ..data.batching import LengthGroupedBatchSampler, collate
+from ..data.batching import LengthGroupedBatchSampler
 from ..data.encoding import EncodedSplit
 from ..data.readers import Split
 from ..errors import ConfigError, PairError
@@ -32,7 +32,7 @@ from ..recipe import Recipe, build_recipe
 from ..tasks import Task, task_from_config
 from ..teacher import TeacherProvider
 from ..trainer import Trainer
-from .common import config_hash, load_data, output_directory, seed_everything, write_outputs
+from .common import config_hash, is_main_process, load_data, output_directory, seed_everything, write_outputs
 from .heads import fit_teacher_heads, head_layers
 
 log = logging.getLogger("layerkd")
@@ -117,7 +117,7 @@ def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev
         sums: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for b in LengthGroupedBatchSampler(dev.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
-                batch = collate([dev[i] for i in b]).to(trainer.device)
+                batch = dev.batch(b).to(trainer.device)
                 s = module.student(batch.inputs["student"], hidden_states=True)
                 for k, o in objs.items():
                     t = provider.source(o.needs, trainer.device, dev).trace(batch, o.needs)
@@ -169,7 +169,8 @@ def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: b
                 teacher=plan.teacher, task=plan.task, train=train_ds, dev=dev_ds, cfg=cfg.teacher.fit_heads,
                 seed=cfg.train.seed, max_length=cfg.train.max_length, work_dir=out / "teacher_heads_run",
                 cache_root=cache_root(cfg), teacher_fp=teacher_fp, cache=cache)
-        heads.save(out / "teacher_heads", extra=heads_report)
+        if is_main_process():
+            heads.save(out / "teacher_heads", extra=heads_report)
     provider = TeacherProvider(plan.teacher, heads, cache=cache)
     trainer = Trainer(
         student=plan.student, recipe=plan.recipe, task=plan.task, train_data=train_ds, eval_data=dev_ds, config=cfg.train,

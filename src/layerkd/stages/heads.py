@@ -162,6 +162,8 @@ def fit_teacher_heads(
     report = {"layers": layers, "metric": task.main_metric, "dev_scores": scores, "teacher": teacher_fp, "key": key,
               "epochs": cfg.epochs, "best_epoch": result["best_epoch"], "dev_metrics": result["best"]}
     if cached_dir is not None:
-        write_dir_atomically(cached_dir, lambda tmp: best_heads.save(tmp, extra=report))
+        if trainer.is_main:  # one writer when several processes fit the heads together
+            write_dir_atomically(cached_dir, lambda tmp: best_heads.save(tmp, extra=report))
+        trainer.accelerator.wait_for_everyone()
     best_heads.eval()
     return best_heads, report
