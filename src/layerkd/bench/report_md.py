@@ -1,0 +1,362 @@
+"""Markdown of ``layerkd report``: renders report.md from the aggregated rows, tests and figures.
+
+Holds :func:`_markdown` (every section of report.md: conventions, dev tables, GLUE average,
+significance, out-of-domain sets, figures, missing / failed cells, provenance),
+:data:`GLUE_AVERAGE_DESCRIPTION` and the number / table formatting helpers it uses.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import WHICH, Run, TaskInfo, _mname, _nan
+from .stats import TEST_DESCRIPTION, fmt_p
+
+_SCALED = {"accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"}
+
+GLUE_AVERAGE_DESCRIPTION = (
+    "per task the GLUE leaderboard score — mean of F1 and accuracy for MRPC and QQP, mean of Pearson and "
+    "Spearman for STS-B, Matthews correlation for CoLA, accuracy for the other GLUE tasks, the main metric for a "
+    "non-GLUE task — averaged over seeds, then averaged over the tasks listed; a row missing any of them gets no "
+    "average (marked “partial k/n”)"
+)
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in _SCALED else 1.0
+
+
+def _fmt(x: float | None, metric: str = "accuracy", signed: bool = False) -> str:
+    if _nan(x):
+        return "—"
+    v = x * _scale(metric)
+    return f"{v:+.2f}" if signed else f"{v:.2f}"
+
+
+def _fmt_ms(mean: float, std: float, metric: str) -> str:
+    if _nan(mean):
+        return "—"
+    return _fmt(mean, metric) if _nan(std) else f"{_fmt(mean, metric)} ± {_fmt(std, metric)}"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    align = align or ("l" * 2 + "r" * (len(header) - 2))
+    sep = ["---:" if a == "r" else ":---:" if a == "c" else "---" for a in align.ljust(len(header), "r")]
+    out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(sep) + "|"]
+    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _stars(p: float | None) -> str:
+    if _nan(p):
+        return ""
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def _n_cell(row: dict[str, Any]) -> str:
+    n, e = row.get("n", 0), row.get("expected_n")
+    if e is None or n > e:  # more seeds than the expected grid asks for: other suites' cells
+        return str(n)
+    return f"{n}/{e}" + (" ⚠" if n < e else "")
+
+
+def _markdown(**k: Any) -> str:
+    runs: list[Run] = k["runs"]
+    tasks, students, methods = k["tasks"], k["students"], k["methods"]
+    baseline, n_boot = k["baseline"], k["n_boot"]
+    rows_at = {(r["eval_set"], r["task"], r["student"], r["method"]): r for r in k["rows"]}
+    test_at = k["test_at"]
+    task_by_name: dict[str, TaskInfo] = k["task_by_name"]
+    out: list[str] = []
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    versions = Counter(str((r.result.get("environment") or {}).get("layerkd", "?")) for r in runs)
+    out.append("# Benchmark report\n")
+    out.append(f"Generated {now} by layerkd {', '.join(sorted(versions))} from `{k['results_dir']}`: "
+               f"{len(runs)} result file(s) used"
+               + (f", {len(k['skipped'])} skipped" if k["skipped"] else "")
+               + (f", {len(k['failed'])} failed cell(s)" if k["failed"] else "")
+               + (f", {len(k['missing'])} expected cell(s) missing" if k["expected"] else "")
+               + (f"; only suite(s) {', '.join(k['suites_filter'])}" if k["suites_filter"] else "") + ".\n")
+
+    tabno = [0]
+
+    def caption(text: str) -> str:
+        tabno[0] += 1
+        return f"**Table {tabno[0]}.** {text}\n"
+
+    # ---------------------------------------------------------------- conventions
+    out.append("## How to read this report\n")
+    out.append("- Scores are ×100 (accuracy, F1, Matthews correlation, Pearson, Spearman). **mean ± std** is over "
+               "training seeds; std is the *sample* standard deviation (ddof = 1); with a single seed no std is "
+               "shown. **n** is the number of seeds" + (" found / expected (⚠: cells missing)" if k["expected"]
+                                                        else "") + ".")
+    out.append("- **best**: the epoch whose dev main metric was highest (the model is selected on the same dev set, "
+               "so this is optimistic); **last**: the final epoch (no selection on dev). Both are kept separate.")
+    out.append(f"- **GLUE average**: {GLUE_AVERAGE_DESCRIPTION}.")
+    out.append(f"- **Significance** ({n_boot} resamples, generator seed {k['seed']}): {TEST_DESCRIPTION}. "
+               f"Each method is tested against the baseline **{baseline}** on the same task, student and "
+               "evaluation set; Holm-adjusted p-values are given within each task × student × best/last family. "
+               "In the results tables, Δ is the observed best-epoch δ (×100) with * p < 0.05 and ** p < 0.01 "
+               "(one-sided, unadjusted).")
+    out.append("")
+
+    # ---------------------------------------------------------------- dev tables
+    out.append("## Dev results\n")
+    for t in tasks:
+        ti = task_by_name.get(t)
+        if ti is None:
+            continue
+        mets = list(ti.metrics)
+        main = ti.main_metric
+        header = ["student", "method", "n"] + [f"{_mname(m)} {w}" for m in mets for w in WHICH] + [
+            f"Δ {_mname(main)} vs {baseline}"]
+        body = []
+        for tr in k["teachers"].get(t, []):
+            fp = str(tr.get("teacher_fingerprint") or "")[:8]
+            body.append(["(teacher)", f"teacher `{fp}`" if fp else "teacher", ""]
+                        + [_fmt(tr.get(f"{w}_{m}_mean"), m) for m in mets for w in WHICH]
+                        + ["" if tr["n"] else "metrics not found"])
+        for s in students:
+            for m in methods:
+                r = rows_at.get(("dev", t, s, m))
+                if r is None:
+                    continue
+                if not r.get("n"):
+                    body.append([s, m, _n_cell(r)] + ["missing"] * (2 * len(mets)) + [""])
+                    continue
+                tst = test_at.get(("dev", t, s, m, "best"))
+                delta = "" if m == baseline else (
+                    "n/a" if tst is None or _nan(tst.get("delta")) else
+                    f"{_fmt(tst['delta'], main, signed=True)}{_stars(tst['p_value'])}")
+                body.append([s, m, _n_cell(r)]
+                            + [_fmt_ms(r.get(f"{w}_{mm}_mean"), r.get(f"{w}_{mm}_std"), mm) for mm in mets for w in WHICH]
+                            + [delta])
+        out.append(f"### {t} (main metric: {_mname(main)})\n")
+        teach = k["teachers"].get(t) or []
+        tdesc = f" The teacher is {teach[0].get('teacher_desc') or teach[0].get('teacher_path')}." if teach else ""
+        out.append(caption(f"{t} dev set, mean ± std over seeds (×100); best = best epoch selected on dev, "
+                           f"last = final epoch; Δ = paired-bootstrap δ of the best-epoch {_mname(main)} against "
+                           f"{baseline}.{tdesc}"))
+        out.append(_md_table(header, body))
+        out.append("")
+
+    # ---------------------------------------------------------------- GLUE average
+    out.append("## GLUE-style average\n")
+    for s in students:
+        ts = k["student_tasks"][s]
+        grows = [g for g in k["glue_rows"] if g["student"] == s]
+        if not grows:
+            continue
+        header = ["student", "method"] + ts + ["average (best)", "average (last)"]
+        body = []
+        tg = k["teacher_glue"]
+        tvals = [tg.get(t) for t in ts]
+        if any(not _nan(v) for v in tvals):
+            tavg = float(np.mean(tvals)) if all(not _nan(v) for v in tvals) else float("nan")
+            body.append(["(teacher)", "teacher"] + [_fmt(v) for v in tvals]
+                        + [_fmt(tavg) if not _nan(tavg) else f"— (partial {sum(not _nan(v) for v in tvals)}/{len(ts)})",
+                           ""])
+        for g in grows:
+            cells = []
+            for which in WHICH:
+                avg = g.get(f"{which}_average")
+                cells.append(_fmt(avg) if not _nan(avg) else f"— (partial {g[f'{which}_tasks_present']}/{len(ts)})")
+            body.append([s, g["method"]] + [_fmt(g.get(f"best_{t}")) for t in ts] + cells)
+        out.append(caption(f"Student {s}: per-task GLUE score of the best epoch (×100, mean over seeds) and its "
+                           f"average over {', '.join(ts)} for the best and the last epoch. Per task: mean of F1 and "
+                           "accuracy (MRPC, QQP), of Pearson and Spearman (STS-B), MCC (CoLA), accuracy (others)."))
+        out.append(_md_table(header, body))
+        out.append("")
+
+    # ---------------------------------------------------------------- significance
+    def sig_tables(ev: str) -> list[str]:
+        lines: list[str] = []
+        for t in tasks:
+            ti = task_by_name.get(t)
+            if ti is None:
+                continue
+            body = []
+            for s in students:
+                for m in methods:
+                    if m == baseline:
+                        continue
+                    tb, tl = test_at.get((ev, t, s, m, "best")), test_at.get((ev, t, s, m, "last"))
+                    if tb is None and tl is None:
+                        continue
+                    cells = [s, m]
+                    for tt in (tb, tl):
+                        if tt is None or _nan(tt.get("delta")):
+                            cells += ["n/a", "—", "—"]
+                            continue
+                        cells += [f"{_fmt(tt['delta'], ti.main_metric, True)} "
+                                  f"[{_fmt(tt['ci_low'], ti.main_metric, True)}, {_fmt(tt['ci_high'], ti.main_metric, True)}]",
+                                  fmt_p(tt["p_value"]) + _stars(tt["p_value"]), fmt_p(tt.get("p_holm"))]
+                    seeds_used = (tb or tl).get("seeds", "")
+                    cells.insert(2, f"{(tb or tl).get('n_seeds', 0)} ({seeds_used})" if seeds_used else "0")
+                    cells.append((tb or tl).get("n_examples", ""))
+                    notes = "; ".join(x for x in {(tb or {}).get("note", ""), (tl or {}).get("note", "")} if x)
+                    cells.append(notes)
+                    body.append(cells)
+            if not body:
+                continue
+            header = ["student", "method", "seeds", "δ best [95% CI]", "p", "p Holm", "δ last [95% CI]", "p", "p Holm",
+                      "N", "note"]
+            where = "dev" if ev == "dev" else f"{ev} ({t} model)"
+            lines.append(f"### {t} — {where}\n" if ev == "dev" else f"#### {t} — {where}\n")
+            lines.append(caption(f"{t}, {where}: paired bootstrap of {_mname(ti.main_metric)} (×100), method − "
+                                 f"{baseline}, pooled over the seeds both have; N = evaluation examples; one-sided "
+                                 f"p of H0: δ ≤ 0 ({n_boot} resamples)."))
+            lines.append(_md_table(header, body, "lll" + "r" * 7 + "l"))
+            lines.append("")
+        return lines
+
+    out.append(f"## Significance against {baseline}\n")
+    out.append(f"Test: {TEST_DESCRIPTION}.\n")
+    body = sig_tables("dev")
+    out += body if body else [f"No test: no task has both {baseline} and another method with dev predictions and "
+                              "labels.\n"]
+
+    # ---------------------------------------------------------------- out of domain
+    extra_sets = [e for e in k["eval_sets"] if e != "dev"]
+    if extra_sets:
+        out.append("## Out-of-domain evaluation\n")
+        for ev in extra_sets:
+            out.append(f"### {ev}\n")
+            for t in tasks:
+                ti = task_by_name.get(t)
+                if ti is None:
+                    continue
+                body = []
+                for s in students:
+                    for m in methods:
+                        r = rows_at.get((ev, t, s, m))
+                        if r is None:
+                            continue
+                        tst = test_at.get((ev, t, s, m, "best"))
+                        delta = "" if m == baseline else (
+                            "n/a" if tst is None or _nan(tst.get("delta")) else
+                            f"{_fmt(tst['delta'], ti.main_metric, True)}{_stars(tst['p_value'])}")
+                        body.append([s, m, _n_cell({"n": r["n"]})]
+                                    + [_fmt_ms(r.get(f"{w}_{mm}_mean"), r.get(f"{w}_{mm}_std"), mm)
+                                       for mm in ti.metrics for w in WHICH] + [delta])
+                if not body:
+                    continue
+                header = ["student", "method", "n"] + [f"{_mname(m)} {w}" for m in ti.metrics for w in WHICH] + [
+                    f"Δ {_mname(ti.main_metric)} vs {baseline}"]
+                out.append(caption(f"{ev}, evaluated with the {t} models (best-epoch model selected on {t} dev; "
+                                   f"last = final epoch), mean ± std over seeds (×100)."))
+                out.append(_md_table(header, body))
+                out.append("")
+            out += sig_tables(ev)
+
+    # ---------------------------------------------------------------- figures
+    out.append("## Figures\n")
+    figs = k["figures"]
+    if not k["figures_on"]:
+        out.append("Figures were not drawn (`--no-figures`).\n")
+    elif not figs:
+        out.append("No figure: the results hold no curves, diagnostics or sizes to draw.\n")
+    titles = {"attention": "Attention over teacher layers (ALP, Universal-KD)",
+              "teacher_layers": "Teacher pseudo classifiers per layer",
+              "rail": "RAIL-KD: teacher layers drawn per epoch", "curves": "Learning curves",
+              "size": "Score against student size"}
+    for kind, title in titles.items():
+        these = [f for f in figs if f["kind"] == kind]
+        if not these:
+            continue
+        out.append(f"### {title}\n")
+        for i, f in enumerate(these, 1):
+            rel = Path(f["path"]).relative_to(k["out_dir"]).as_posix()
+            out.append(f"![{f['caption']}]({rel})\n")
+            out.append(f"*{title} {i}.* {f['caption']}\n")
+
+    # ---------------------------------------------------------------- completeness
+    if k["expected"]:
+        out.append("## Missing cells\n")
+        miss = k["missing"]
+        if not miss:
+            out.append("Every expected cell has a result.\n")
+        else:
+            by: dict[tuple, list[int]] = {}
+            for c in miss:
+                by.setdefault((c["task"], c["student"], c["method"]), []).append(c["seed"])
+            out.append(caption(f"{len(miss)} expected cell(s) without a result (task, student, method: seeds)."))
+            out.append(_md_table(["task", "student", "method", "missing seeds"],
+                                 [[t, s, m, ", ".join(map(str, sorted(sd)))] for (t, s, m), sd in by.items()], "llll"))
+            out.append("")
+        if k["stale"]:
+            out.append(f"{len(k['stale'])} cell(s) have a result from an older config (its key differs from the "
+                       "suite's): " + ", ".join(f"{c['task']}/{c['student']}/{c['method']}/seed {c['seed']}"
+                                                for c in k["stale"]) + ".\n")
+    if k["failed"]:
+        out.append("## Failed cells\n")
+        body = []
+        for f in k["failed"]:
+            c = f.get("cell") or {}
+            tail = (f.get("tail") or [""])[-1] if isinstance(f.get("tail"), list) else ""
+            body.append([c.get("task", "?"), c.get("student", "?"), c.get("method", "?"), c.get("seed", "?"),
+                         f.get("returncode", "?"), f"`{f.get('key', '')}`", str(tail)[:120]])
+        out.append(caption("Cells whose last attempt failed (`<key>.failed.json`)."))
+        out.append(_md_table(["task", "student", "method", "seed", "exit", "key", "last log line"], body, "llllrll"))
+        out.append("")
+
+    # ---------------------------------------------------------------- provenance
+    out.append("## Runs\n")
+    suites = Counter(s for r in runs for s in r.suites)
+    if suites:
+        out.append(caption("Result files per suite (a cell shared by several suites counts in each)."))
+        out.append(_md_table(["suite", "cells"], [[s, n] for s, n in sorted(suites.items())], "lr"))
+        out.append("")
+    studs = {}
+    for r in runs:
+        studs.setdefault(r.student, (r.student_spec, str(r.result.get("student", "")), r.params))
+    out.append(caption("Students."))
+    out.append(_md_table(["label", "spec", "architecture", "parameters"],
+                         [[s, v[0], v[1], f"{v[2]:,}" if v[2] else "—"] for s, v in studs.items()], "lllr"))
+    out.append("")
+    env = Counter()
+    mach = Counter()
+    for r in runs:
+        e = r.result.get("environment") or {}
+        env[(e.get("layerkd", "?"), e.get("torch", "?"), e.get("transformers", "?"), e.get("python", "?"))] += 1
+        mach[(e.get("platform", "?"), e.get("cpu_count", "?"), e.get("cuda") or "cpu",
+              r.result.get("precision", "?"), r.result.get("processes", "?"))] += 1
+    out.append(caption("Software versions found in the results."))
+    out.append(_md_table(["layerkd", "torch", "transformers", "python", "runs"],
+                         [[*v, n] for v, n in env.most_common()], "llllr"))
+    out.append("")
+    out.append(caption("Machines found in the results."))
+    out.append(_md_table(["platform", "CPUs", "CUDA", "precision", "processes", "runs"],
+                         [[*v, n] for v, n in mach.most_common()], "lrllrr"))
+    out.append("")
+    cmds = Counter(re.sub(r"\b[0-9a-f]{16}\b", "<key>", r.command) for r in runs if r.command)
+    if cmds:
+        out.append("Commands (cell keys replaced by `<key>`; each cell's exact config is stored in its result file "
+                   "under `config`):\n")
+        for c, n in cmds.most_common():
+            out.append(f"- `{c}` ({n} run(s))")
+        out.append("")
+    wall = sum(r.wall_seconds or 0.0 for r in runs)
+    train = sum(float(r.result.get("train_seconds") or 0.0) for r in runs)
+    fins = sorted(r.finished_at for r in runs if r.finished_at)
+    out.append(f"Compute: {wall / 3600:.2f} h wall time in total ({train / 3600:.2f} h of training)"
+               + (f"; runs finished between {fins[0]} and {fins[-1]}" if fins else "") + ".\n")
+    sup = [r for r in runs if r.superseded]
+    if sup:
+        out.append("Superseded results (same cell, an older result file; the newest is used): "
+                   + ", ".join(f"`{x}` → `{r.path.name}`" for r in sup for x in r.superseded) + ".\n")
+    if k["skipped"]:
+        out.append("## Skipped files\n")
+        out.append(_md_table(["file", "reason"], [[f"`{f}`", why] for f, why in k["skipped"]], "ll"))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
