@@ -1,6 +1,6 @@
 """Figures of the bench report (PNG, matplotlib's Agg canvas; no pyplot, no global state).
 
-Every function takes already-aggregated numbers (see :mod:`layerkd.bench.report`) and writes one
+Every function takes already-aggregated numbers (prepared by :mod:`layerkd.bench.report_figures`) and writes one
 PNG atomically (a temporary file in the same folder, then a rename). matplotlib is optional:
 :func:`require_matplotlib` raises a one-line :class:`~layerkd.errors.ConfigError` naming the
 extra to install.
