@@ -2,7 +2,9 @@
 
 Usage: python benchmarks/collect_teachers.py [--work ../layerkd-work]
 Reads <work>/teachers/<task>/{results.json,config.yaml,wall_seconds.txt} written by
-benchmarks/teachers.sh; tasks not finished yet are listed as missing.
+benchmarks/teachers.sh; tasks not finished yet are listed as missing. A task recorded in an earlier
+teachers.json whose directory is gone now (a new work area) keeps its earlier row, marked as such,
+and each row carries the hash of the weights it describes, so a retrained teacher is visible.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from layerkd.bench.suite import teacher_hash  # the hash suite cells record as the teacher's fingerprint
+
 TASKS = ["sst-2", "mrpc", "cola", "sts-b", "rte"]
 HERE = Path(__file__).resolve().parent
 
@@ -23,11 +27,17 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE.parent.parent / "layerkd-work")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
+    previous = {}
+    if (args.out / "teachers.json").exists():
+        previous = {r["task"]: r for r in json.loads((args.out / "teachers.json").read_text())["teachers"]}
     rows, missing = [], []
     for t in TASKS:
         d = args.work / "teachers" / t
         if not (d / "results.json").exists():
-            missing.append(t)
+            if t in previous:
+                rows.append({**previous[t], "recorded_earlier": True})
+            else:
+                missing.append(t)
             continue
         r = json.loads((d / "results.json").read_text())
         cfg = yaml.safe_load((d / "config.yaml").read_text())
@@ -37,7 +47,7 @@ def main() -> None:
                      "train_subsample": cfg["data"]["train_subsample"], "lr": cfg["train"]["lr"],
                      "batch_size": cfg["train"]["batch_size"], "max_length": cfg["train"]["max_length"],
                      "seed": cfg["train"]["seed"], "precision": cfg["train"]["precision"], "wall_seconds": wall,
-                     "environment": r.get("environment")})
+                     "environment": r.get("environment"), "weights_sha256": teacher_hash(str(d)) or None})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "teachers.json").write_text(json.dumps({"teachers": rows, "missing": missing}, indent=1))
     env = rows[0]["environment"] if rows else {}
@@ -48,14 +58,15 @@ def main() -> None:
         "weight decay 0.01, batch 32, max length 128, 10 % warm-up then linear decay, fp32, seed 42; the best dev "
         "epoch is kept (both best- and last-epoch dev scores below). Dev = the GLUE dev set.",
         "",
-        "| task | train rows | epochs | best epoch | best-epoch dev | last-epoch dev | wall time |",
-        "|---|---|---|---|---|---|---|",
+        "| task | train rows | epochs | best epoch | best-epoch dev | last-epoch dev | wall time | weights (sha256) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fmt = lambda m: ", ".join(f"{k} {v:.4f}" for k, v in m.items())  # noqa: E731
         sub = f" (subsample of {r['train_subsample']})" if r["train_subsample"] else ""
         lines.append(f"| {r['task']} | {r['train_rows']}{sub} | {r['epochs']} | {r['best_epoch']} | {fmt(r['best'])} | "
-                     f"{fmt(r['last'])} | {r['wall_seconds'] / 60:.0f} min |")
+                     f"{fmt(r['last'])} | {r['wall_seconds'] / 60:.0f} min | "
+                     f"{(r.get('weights_sha256') or 'not recorded')[:12]}{' (recorded earlier)' if r.get('recorded_earlier') else ''} |")
     if missing:
         lines += ["", f"Not finished: {', '.join(missing)}."]
     lines += ["", f"Versions: layerkd {env.get('layerkd')}, torch {env.get('torch')}, transformers {env.get('transformers')}, "

@@ -123,7 +123,7 @@ def teacher_layer_scores(path: Path, series: Sequence[dict[str, Any]], *, metric
     """(b) Dev score of the teacher's pseudo classifier on each layer.
 
     ``series``: dicts with ``label``, ``layers`` and ``mean`` (and optional ``std``, ``n``)."""
-    fig = _figure(6.0, 3.8)
+    fig = _figure(7.5, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     matplotlib, _, _ = require_matplotlib()
     cmap = matplotlib.colormaps["tab10"]
@@ -142,7 +142,7 @@ def teacher_layer_scores(path: Path, series: Sequence[dict[str, Any]], *, metric
     ax.set_xticks(layers)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # never over the points
     return _save(fig, path)
 
 
