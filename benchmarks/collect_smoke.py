@@ -1,13 +1,15 @@
 """Collect the methods smoke check (issue 3) into benchmarks/results/methods-smoke.{md,json}.
 
-Usage: python benchmarks/collect_smoke.py [--cells benchmarks/results/cells]
+Usage: python benchmarks/collect_smoke.py [--cells DIR ...]   (default: benchmarks/results/cells and cells-t2)
 
 The smoke check is the `smoke` suite (configs/suites/smoke.yaml: every method once, seed 1, on
 MRPC and RTE, MiniLM-L6 teacher → its bottom 2 layers, 4 epochs, lr 1e-4), run with
 `layerkd bench configs/suites/smoke.yaml --results benchmarks/results/cells`. Its cells are
 shared with the `ild` suite, so this script reads the result files of that directory and keeps
 those that belong to the smoke grid (task, student label ``L2``, method label, seed 1 and the
-suite's training settings); methods without a result are listed as not run.
+suite's training settings); methods without a result are listed as not run. With several
+directories (one per teacher generation: the first MRPC teacher's cells are in ``cells``, the retrained
+one's in ``cells-t2``) a later directory's result wins, and each row names its teacher's weights hash.
 """
 
 from __future__ import annotations
@@ -32,21 +34,23 @@ def _fmt(metrics: dict | None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cells", type=Path, default=HERE / "results" / "cells")
+    ap.add_argument("--cells", type=Path, nargs="+",
+                    default=[HERE / "results" / "cells", HERE / "results" / "cells-t2"])
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
     suite = yaml.safe_load(SUITE.read_text())
     methods = [_label(m) for m in suite["methods"]]
     train = suite["base"]["train"]
     found: dict[tuple[str, str], dict] = {}
-    for f in sorted(args.cells.glob("*.json")):
+    files = [f for d in args.cells if d.is_dir() for f in sorted(d.glob("*.json"))]
+    for f in files:
         if f.name.endswith(".failed.json"):
             continue
         r = json.loads(f.read_text())
         c, t = r["cell"], r["config"]["train"]
         if (c["task"] in suite["tasks"] and c["student"] == "L2" and c["seed"] == 1 and c["method"] in methods
                 and all(t[k] == v for k, v in train.items())):
-            found[(c["task"], c["method"])] = r
+            found[(c["task"], c["method"])] = {**r, "_file": str(f)}
     rows, missing = [], []
     for task in suite["tasks"]:
         for m in methods:
@@ -59,6 +63,7 @@ def main() -> None:
                          "best": res["best"], "last": res["last"], "best_epoch": res["best_epoch"],
                          "wall_seconds": r["wall_seconds"], "train_seconds": res["train_seconds"],
                          "teacher_fingerprint": (r.get("teacher") or {}).get("fingerprint"),
+                         "results_dir": f"{Path(r['_file']).parent.name}",
                          "environment": res.get("environment"), "description": res.get("method_description")})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "methods-smoke.json").write_text(json.dumps({"rows": rows, "missing": missing}, indent=1) + "\n")
@@ -89,10 +94,12 @@ def main() -> None:
     ]
     for task in suite["tasks"]:
         trs = [r for r in rows if r["task"] == task]
-        lines += [f"## {task.upper()}", "", "| method | best epoch | best-epoch dev | last-epoch dev | wall |",
-                  "|---|---:|---|---|---:|"]
+        lines += [f"## {task.upper()}", "",
+                  "| method | best epoch | best-epoch dev | last-epoch dev | wall | teacher weights | result |",
+                  "|---|---:|---|---|---:|---|---|"]
         lines += [f"| {r['method']} | {r['best_epoch']} | {_fmt(r['best'])} | {_fmt(r['last'])} | "
-                  f"{r['wall_seconds'] / 60:.1f} min |" for r in trs]
+                  f"{r['wall_seconds'] / 60:.1f} min | {(r['teacher_fingerprint'] or '')[:8]} | "
+                  f"{r['results_dir']}/{r['key']}.json |" for r in trs]
         lines.append("")
     lines.append(f"Not run: {', '.join(missing)}." if missing else "Every method ran on every task.")
     lines += ["", "Environment(s) recorded by the cells: " + "; ".join(sorted(envs)) if envs else ""]

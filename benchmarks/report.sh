@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Aggregate every finished suite cell into benchmarks/results/report/ (report.md, CSV tables,
-# figures), flagging the cells of the shipped suites that have not been run yet.
+# Aggregate every finished suite cell of a results folder into a report folder (report.md, CSV
+# tables, figures), flagging the cells of the shipped suites that have not been run yet.
+#
+# Usage: bash benchmarks/report.sh [CELLS_DIR [OUT_DIR]] [extra `layerkd report` options]
+#   default: benchmarks/results/cells → benchmarks/results/report (the first teacher generation);
+#   the retrained teachers' cells: bash benchmarks/report.sh benchmarks/results/cells-t2 benchmarks/results/report-t2
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export LAYERKD_WORK="${LAYERKD_WORK:-$repo/../layerkd-work}"
 export LAYERKD_SHARED="${LAYERKD_SHARED:-$repo/../shared}"
 layerkd="${LAYERKD_BIN:-$repo/.venv/bin/layerkd}"
+cells="${1:-$repo/benchmarks/results/cells}"; [ $# -gt 0 ] && shift
+out="${1:-$repo/benchmarks/results/report}"; [ $# -gt 0 ] && shift
 suites=()
 for s in ild pretrained-student cross-arch capacity-gap ood internal-schedules smoke; do
   suites+=(--suite "$repo/configs/suites/$s.yaml")
 done
-"$layerkd" report "$repo/benchmarks/results/cells" --out "$repo/benchmarks/results/report" --baseline ce "${suites[@]}" "$@"
+"$layerkd" report "$cells" --out "$out" --baseline ce "${suites[@]}" "$@"

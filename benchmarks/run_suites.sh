@@ -5,7 +5,7 @@
 #   1. ild on MRPC (PAWS-Wiki OOD included), core methods, seeds 1-3
 #   2. cross-arch and capacity-gap on MRPC, seeds 1-2
 #   3. the rest of ild / smoke / internal-schedules / pretrained-student, then SST-2, CoLA, STS-B, RTE
-# Results: benchmarks/results/cells/<key>.json; then `bash benchmarks/report.sh`.
+# Results: <cells folder>/<key>.json (see R below); then `bash benchmarks/report.sh <cells folder> <report folder>`.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export LAYERKD_WORK="${LAYERKD_WORK:-$repo/../layerkd-work}"
@@ -13,7 +13,10 @@ export LAYERKD_SHARED="${LAYERKD_SHARED:-$repo/../shared}"
 export LAYERKD_CACHE="${LAYERKD_CACHE:-$LAYERKD_WORK/cache}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # one thread per process: the CPU is shared with other jobs
 layerkd="${LAYERKD_BIN:-$repo/.venv/bin/layerkd}"
-R="$repo/benchmarks/results/cells"
+# Results: one folder per teacher generation, because a cell's key includes its teacher's weights and the report
+# keeps only the newest result of a (task, student, method, seed): benchmarks/results/cells holds the cells of the
+# first teachers (lost with their work area, kept as recorded); the retrained teachers' cells go to cells-t2.
+R="${LAYERKD_CELLS:-$repo/benchmarks/results/cells-t2}"
 S="$repo/configs/suites"
 b() { "$layerkd" bench "$@" --results "$R"; }
 core=(--method ce --method kd --method pkd --method alp --method rail --method universal --method universal+alp)
