@@ -153,6 +153,21 @@ def test_aggregation_over_seeds_known_values(tmp_path):
     assert "82.00 ± 2.00" in md and "73.00 ± 3.61" in md and "ddof = 1" in md
 
 
+def test_seeds_from_different_teachers_are_flagged(tmp_path):
+    res = tmp_path / "res"
+    for seed in (1, 2):
+        rec = synthetic.record(task="mrpc", student="L2", method="kd", seed=seed)
+        if seed == 2:  # the teacher was retrained between the two seeds
+            rec["teacher"]["fingerprint"] = "f" * 64
+        _write(res, rec)
+    _write(res, synthetic.record(task="mrpc", student="L2", method="ce", seed=1))
+    out = build_report(res, tmp_path / "out", n_boot=100, figures=False)
+    rows = {r["method"]: r for r in out["rows"] if r["role"] == "student"}
+    assert rows["kd"]["teachers"] == 2 and rows["ce"]["teachers"] == 1
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| L2 | kd | 2 (2 teachers ⚠) |" in md and "| L2 | ce | 1 |" in md
+
+
 def test_glue_average_known_example(tmp_path):
     res = tmp_path / "res"
     # ce: MRPC (F1 .8, acc .7) → .75; STS-B (Pearson .8, Spearman .9) → .85; average .80

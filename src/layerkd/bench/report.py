@@ -140,6 +140,8 @@ def _aggregate_row(g: Group, expected_n: int | None) -> dict[str, Any]:
     row["best_epoch_mean"] = mean_std([float(r.result.get("best_epoch", float("nan"))) for r in runs])[0]
     row["train_seconds_mean"] = mean_std([float(r.result.get("train_seconds", float("nan"))) for r in runs])[0]
     row["keys"] = " ".join(r.key for r in runs)
+    # seeds trained from different teacher weights are not replicates of one experiment: flag them
+    row["teachers"] = len({str(r.teacher.get("fingerprint") or "") for r in runs} - {""})
     return row
 
 
@@ -394,7 +396,7 @@ def build_report(
             cols += [f"{which}_{m}_mean", f"{which}_{m}_std", f"{which}_{m}_n"]
         cols += [f"{which}_glue_mean", f"{which}_glue_std"]
     cols += ["student_spec", "student_params", "best_epoch_mean", "train_seconds_mean", "teacher_path",
-             "teacher_fingerprint", "keys"]
+             "teacher_fingerprint", "teachers", "keys"]
     _atomic_write(out_dir / "summary.csv", _csv_text(all_rows, cols))
     sig_cols = ["eval_set", "task", "student", "method", "baseline", "which", "metric", "n_seeds", "seeds",
                 "n_examples", "method_score", "baseline_score", "delta", "ci_low", "ci_high", "p_value", "p_holm",

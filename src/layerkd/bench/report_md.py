@@ -65,9 +65,10 @@ def _stars(p: float | None) -> str:
 
 def _n_cell(row: dict[str, Any]) -> str:
     n, e = row.get("n", 0), row.get("expected_n")
+    mixed = f" ({row['teachers']} teachers ⚠)" if row.get("teachers", 0) > 1 else ""
     if e is None or n > e:  # more seeds than the expected grid asks for: other suites' cells
-        return str(n)
-    return f"{n}/{e}" + (" ⚠" if n < e else "")
+        return f"{n}{mixed}"
+    return f"{n}/{e}" + (" ⚠" if n < e else "") + mixed
 
 
 def _markdown(**k: Any) -> str:
@@ -99,7 +100,9 @@ def _markdown(**k: Any) -> str:
     out.append("- Scores are ×100 (accuracy, F1, Matthews correlation, Pearson, Spearman). **mean ± std** is over "
                "training seeds; std is the *sample* standard deviation (ddof = 1); with a single seed no std is "
                "shown. **n** is the number of seeds" + (" found / expected (⚠: cells missing)" if k["expected"]
-                                                        else "") + ".")
+                                                        else "") + "; “k teachers ⚠” marks a row whose seeds "
+               "were distilled from k different teacher weights (not replicates: keep one teacher per results "
+               "folder).")
     out.append("- **best**: the epoch whose dev main metric was highest (the model is selected on the same dev set, "
                "so this is optimistic); **last**: the final epoch (no selection on dev). Both are kept separate.")
     out.append(f"- **GLUE average**: {GLUE_AVERAGE_DESCRIPTION}.")
