@@ -29,25 +29,31 @@ def main() -> None:
     args = ap.parse_args()
     previous = {}
     if (args.out / "teachers.json").exists():
-        previous = {r["task"]: r for r in json.loads((args.out / "teachers.json").read_text())["teachers"]}
+        previous = {}
+        for r in json.loads((args.out / "teachers.json").read_text())["teachers"]:
+            previous.setdefault(r["task"], []).append(r)
     rows, missing = [], []
     for t in TASKS:
         d = args.work / "teachers" / t
         if not (d / "results.json").exists():
             if t in previous:
-                rows.append({**previous[t], "recorded_earlier": True})
+                rows += [{**p, "recorded_earlier": True} for p in previous[t]]
             else:
                 missing.append(t)
             continue
         r = json.loads((d / "results.json").read_text())
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         wall = float((d / "wall_seconds.txt").read_text()) if (d / "wall_seconds.txt").exists() else r.get("train_seconds")
+        current_hash = teacher_hash(str(d)) or None
+        # an earlier teacher of this task with other weights (retrained since) stays in the record, marked
+        rows += [{**p, "recorded_earlier": True} for p in previous.get(t, [])
+                 if p.get("weights_sha256") != current_hash]
         rows.append({"task": t, "main_metric": r["main_metric"], "best": r["best"], "last": r["last"],
                      "best_epoch": r["best_epoch"], "epochs": cfg["train"]["epochs"], "train_rows": r.get("train_rows"),
                      "train_subsample": cfg["data"]["train_subsample"], "lr": cfg["train"]["lr"],
                      "batch_size": cfg["train"]["batch_size"], "max_length": cfg["train"]["max_length"],
                      "seed": cfg["train"]["seed"], "precision": cfg["train"]["precision"], "wall_seconds": wall,
-                     "environment": r.get("environment"), "weights_sha256": teacher_hash(str(d)) or None})
+                     "environment": r.get("environment"), "weights_sha256": current_hash})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "teachers.json").write_text(json.dumps({"teachers": rows, "missing": missing}, indent=1))
     env = rows[0]["environment"] if rows else {}
@@ -69,7 +75,9 @@ def main() -> None:
                      f"{(r.get('weights_sha256') or 'not recorded')[:12]}{' (recorded earlier)' if r.get('recorded_earlier') else ''} |")
     if missing:
         lines += ["", f"Not finished: {', '.join(missing)}."]
-    lines += ["", f"Versions: layerkd {env.get('layerkd')}, torch {env.get('torch')}, transformers {env.get('transformers')}, "
+    tf = sorted({(r.get("environment") or {}).get("transformers") or "?" for r in rows})
+    lines += ["", f"Versions: layerkd {env.get('layerkd')}, torch {env.get('torch')}, transformers {' / '.join(tf)} "
+              "(per row in teachers.json), "
               f"Python {env.get('python')}. Machine: {env.get('cpu_count')} CPU cores ({platform.processor() or 'x86_64'}), "
               "no GPU; wall times include evaluation and were measured while other jobs shared the CPU."]
     (args.out / "teachers.md").write_text("\n".join(lines) + "\n")
