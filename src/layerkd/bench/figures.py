@@ -194,7 +194,12 @@ def score_vs_size(path: Path, series: dict[str, list[dict[str, Any]]], *, metric
         for p in pts:
             labels.setdefault(p["params"], p.get("label", ""))
     ax.set_xscale("log")
-    ax.set_xticks(all_params, [f"{labels[p]}\n{p / 1e6:.1f}M" for p in all_params])
+    ticks, prev = [], None
+    for p in sorted(all_params):  # students of nearly the same size: put every other label one line lower
+        close = prev is not None and p / prev < 1.35 and not ticks[-1].startswith("\n\n")
+        ticks.append(("\n\n" if close else "") + f"{labels[p]}\n{p / 1e6:.1f}M")
+        prev = p
+    ax.set_xticks(sorted(all_params), ticks)
     ax.minorticks_off()
     if len(all_params) == 1:
         ax.set_xlim(all_params[0] / 1.5, all_params[0] * 1.5)
