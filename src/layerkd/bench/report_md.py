@@ -78,6 +78,7 @@ def _markdown(**k: Any) -> str:
     rows_at = {(r["eval_set"], r["task"], r["student"], r["method"]): r for r in k["rows"]}
     test_at = k["test_at"]
     task_by_name: dict[str, TaskInfo] = k["task_by_name"]
+    known_tasks = [(t, task_by_name[t]) for t in tasks if t in task_by_name]  # (name, info) in report order
     out: list[str] = []
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     versions = Counter(str((r.result.get("environment") or {}).get("layerkd", "?")) for r in runs)
@@ -115,10 +116,7 @@ def _markdown(**k: Any) -> str:
 
     # ---------------------------------------------------------------- dev tables
     out.append("## Dev results\n")
-    for t in tasks:
-        ti = task_by_name.get(t)
-        if ti is None:
-            continue
+    for t, ti in known_tasks:
         mets = list(ti.metrics)
         main = ti.main_metric
         header = ["student", "method", "n"] + [f"{_mname(m)} {w}" for m in mets for w in WHICH] + [
@@ -184,10 +182,7 @@ def _markdown(**k: Any) -> str:
     # ---------------------------------------------------------------- significance
     def sig_tables(ev: str) -> list[str]:
         lines: list[str] = []
-        for t in tasks:
-            ti = task_by_name.get(t)
-            if ti is None:
-                continue
+        for t, ti in known_tasks:
             body = []
             for s in students:
                 for m in methods:
@@ -235,10 +230,7 @@ def _markdown(**k: Any) -> str:
         out.append("## Out-of-domain evaluation\n")
         for ev in extra_sets:
             out.append(f"### {ev}\n")
-            for t in tasks:
-                ti = task_by_name.get(t)
-                if ti is None:
-                    continue
+            for t, ti in known_tasks:
                 body = []
                 for s in students:
                     for m in methods:
