@@ -177,6 +177,16 @@ def recover_dir(final: Path, warn: Callable[[str], None] | None = None) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def recover_all(folder: Path, warn: Callable[[str], None] | None = None) -> None:
+    """:func:`recover_dir` for every directory of ``folder`` whose replacement a hard kill left
+    half done (a ``.<name>.old`` or ``.<name>.tmp`` beside it)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for leftover in sorted(folder.glob(".*.old")) + sorted(folder.glob(".*.tmp")):
+        recover_dir(folder / leftover.name[1:].rsplit(".", 1)[0], warn=warn)
+
+
 def verify_dir(path: Path) -> str | None:
     """None if the directory matches its manifest, else a one-line reason."""
     path = Path(path)

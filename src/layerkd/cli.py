@@ -311,7 +311,7 @@ def _vars(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"--var {item!r}: expected NAME=VALUE (e.g. --var shared=../shared)")
+            raise ConfigError(f"--var {item!r}: expected NAME=VALUE (e.g. --var data=/path/to/glue)")
         out[name.strip()] = value
     return out
 

@@ -304,10 +304,8 @@ class Trainer:
         """Load the newest valid checkpoint (True), or clear what a run killed before its first
         checkpoint left behind and start from scratch (False)."""
         warn = (lambda m: log.warning(m)) if self.is_main else (lambda m: None)
-        if self.is_main and self.ckpt_dir.is_dir():
-            # a hard kill can leave a half-written .<name>.tmp or, mid-replacement, only .<name>.old
-            for leftover in sorted(self.ckpt_dir.glob(".*.old")) + sorted(self.ckpt_dir.glob(".*.tmp")):
-                ckpt.recover_dir(self.ckpt_dir / leftover.name[1:].rsplit(".", 1)[0], warn=warn)
+        if self.is_main:  # a hard kill can leave a half-written .<name>.tmp or, mid-replacement, only .<name>.old
+            ckpt.recover_all(self.ckpt_dir, warn=warn)
         self.accelerator.wait_for_everyone()
         path = ckpt.latest_valid_checkpoint(self.ckpt_dir, warn=warn)
         if path is None:
