@@ -80,7 +80,8 @@ def main() -> None:
         "",
         "```bash",
         "bash benchmarks/teachers.sh mrpc rte",
-        "layerkd bench configs/suites/smoke.yaml --results benchmarks/results/cells --var shared=../shared "
+        "# first teachers: --results benchmarks/results/cells; retrained teachers: --results benchmarks/results/cells-t2",
+        "layerkd bench configs/suites/smoke.yaml --results benchmarks/results/cells-t2 --var shared=../shared "
         "--var work=../layerkd-work",
         "python benchmarks/collect_smoke.py",
         "```",
@@ -100,6 +101,11 @@ def main() -> None:
         lines += [f"| {r['method']} | {r['best_epoch']} | {_fmt(r['best'])} | {_fmt(r['last'])} | "
                   f"{r['wall_seconds'] / 60:.1f} min | {(r['teacher_fingerprint'] or '')[:8]} | "
                   f"{r['results_dir']}/{r['key']}.json |" for r in trs]
+        teachers = sorted({(r["teacher_fingerprint"] or "")[:8] for r in trs})
+        if len(teachers) > 1:
+            lines += ["", f"Rows of this task come from {len(teachers)} teacher generations "
+                      f"({', '.join(teachers)}; see the teacher weights column and docs/results.md): "
+                      "compare scores only between rows with the same teacher."]
         lines.append("")
     lines.append(f"Not run: {', '.join(missing)}." if missing else "Every method ran on every task.")
     lines += ["", "Environment(s) recorded by the cells: " + "; ".join(sorted(envs)) if envs else ""]
