@@ -62,6 +62,7 @@ def main() -> None:
             rows.append({"task": task, "method": m, "key": r["key"], "main_metric": res["main_metric"],
                          "best": res["best"], "last": res["last"], "best_epoch": res["best_epoch"],
                          "wall_seconds": r["wall_seconds"], "train_seconds": res["train_seconds"],
+                         "resumed": bool(r.get("resumed")),
                          "teacher_fingerprint": (r.get("teacher") or {}).get("fingerprint"),
                          "results_dir": f"{Path(r['_file']).parent.name}",
                          "environment": res.get("environment"), "description": res.get("method_description")})
@@ -90,7 +91,8 @@ def main() -> None:
         "wall = the whole cell (training, evaluation each epoch, the PAWS-Wiki evaluation of MRPC cells, teacher cache "
         "or pseudo-classifier fitting) on the 2-core machine, which other jobs (teacher fine-tuning, other cells) "
         "shared: the same cell took 4 to 40 minutes depending on that load, so wall times are not a speed comparison "
-        "(benchmarks/results/speed.md is).",
+        "(benchmarks/results/speed.md is). A cell marked *resumed* was interrupted and finished from its last "
+        "checkpoint; its wall time counts only the resumed part.",
         "",
     ]
     for task in suite["tasks"]:
@@ -99,7 +101,8 @@ def main() -> None:
                   "| method | best epoch | best-epoch dev | last-epoch dev | wall | teacher weights | result |",
                   "|---|---:|---|---|---:|---|---|"]
         lines += [f"| {r['method']} | {r['best_epoch']} | {_fmt(r['best'])} | {_fmt(r['last'])} | "
-                  f"{r['wall_seconds'] / 60:.1f} min | {(r['teacher_fingerprint'] or '')[:8]} | "
+                  f"{r['wall_seconds'] / 60:.1f} min{' (resumed)' if r['resumed'] else ''} | "
+                  f"{(r['teacher_fingerprint'] or '')[:8]} | "
                   f"{r['results_dir']}/{r['key']}.json |" for r in trs]
         teachers = sorted({(r["teacher_fingerprint"] or "")[:8] for r in trs})
         if len(teachers) > 1:
