@@ -90,7 +90,9 @@ def _config(d: Path, teacher: Path, cache: Path) -> Path:
 def _failure(proc: subprocess.CompletedProcess) -> str:
     """The interesting part of a failed launch: the processes' own errors, then the launcher's summary."""
     lines = [ln for ln in proc.stderr.splitlines() if "reducer.cpp" not in ln]
-    own = [ln for ln in lines if "Error" in ln or ln.startswith(("error:", "Traceback", "  File"))]
+    # Python errors, and the C++ ones that abort a rank without a traceback (gloo timeouts, std::terminate)
+    own = [ln for ln in lines if "Error" in ln or ln.startswith(("error:", "Traceback", "  File"))
+           or any(k in ln for k in ("terminate called", "what():", "gloo", "Timed out", "timed out"))]
     return "\n".join(own[-40:]) + "\n---\n" + "\n".join(lines[-15:])
 
 
