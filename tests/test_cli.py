@@ -74,6 +74,27 @@ def _bad_glue(tmp_path, train_text: str | None, dev_text: str | None = "sentence
     return root
 
 
+def test_distill_prints_best_and_last_of_the_run(tiny_teacher_dir, toy_data, tmp_path, capsys):
+    """`layerkd distill` prints the method, the best and last epochs' metrics and the output
+    directory, and what it prints is what the run wrote."""
+    import yaml
+
+    train, dev = toy_data
+    cfg = {"task": toy.TOY_TASK, "data": {"train_file": str(train), "dev_file": str(dev)},
+           "teacher": {"path": str(tiny_teacher_dir)}, "student": "bottom:1", "method": "kd",
+           "train": {"epochs": 1, "batch_size": 32, "max_length": 32, "seed": 0}, "cache": {"dir": str(tmp_path / "cache")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "student"
+    code, stdout, err = run_cli("distill", "--config", tmp_path / "run.yaml", "--output-dir", out, capsys=capsys)
+    assert code == 0, err
+    lines = stdout.strip().splitlines()[-3:]
+    assert lines[0].startswith("method kd: best (epoch 1): ")
+    assert lines[1].startswith("last: ")
+    assert lines[2] == f"saved to {out}"
+    acc = json.loads((out / "metrics.json").read_text())["accuracy"]
+    assert f"{acc:.4f}" in lines[1]
+
+
 @pytest.mark.parametrize(
     ("case", "pattern"),
     [

@@ -97,6 +97,23 @@ def _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed
     }
 
 
+def _run_stage(run, config, ov, trust_remote_code, resume, overwrite, show_method: bool) -> None:
+    """Build the run config from CONFIG + the command-line overrides, run the stage, and print
+    its best- and last-epoch metrics once (on the main process of a multi-process launch)."""
+    from .stages.common import format_metrics, is_main_process  # noqa: PLC0415
+
+    if trust_remote_code:
+        ov["trust_remote_code"] = True
+    cfg = build_config(config, ov)
+    result = run(cfg, resume=resume, overwrite=overwrite)
+    if not is_main_process():
+        return
+    prefix = f"method {result['method']}: " if show_method else ""
+    typer.echo(f"{prefix}best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
+    typer.echo(f"last: {format_metrics(result['last'])}")
+    typer.echo(f"saved to {cfg.output_dir}")
+
+
 @app.command()
 def finetune(
     model: Annotated[str | None, typer.Option("--model", help="model to fine-tune: path or hub id")] = None,
@@ -116,20 +133,11 @@ def finetune(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Fine-tune a model (typically the teacher) on a task's gold labels."""
-    from .stages.common import format_metrics, is_main_process  # noqa: PLC0415
     from .stages.finetune import finetune as run  # noqa: PLC0415
 
     ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
     ov["model"] = model
-    if trust_remote_code:
-        ov["trust_remote_code"] = True
-    cfg = build_config(config, ov)
-    result = run(cfg, resume=resume, overwrite=overwrite)
-    if not is_main_process():  # several processes (accelerate launch): one report
-        return
-    typer.echo(f"best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
-    typer.echo(f"last: {format_metrics(result['last'])}")
-    typer.echo(f"saved to {cfg.output_dir}")
+    _run_stage(run, config, ov, trust_remote_code, resume, overwrite, show_method=False)
 
 
 @app.command()
@@ -187,7 +195,6 @@ def distill(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Distil a teacher into a student with a method or an explicit recipe."""
-    from .stages.common import format_metrics, is_main_process  # noqa: PLC0415
     from .stages.distill import distill as run  # noqa: PLC0415
 
     ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
@@ -195,15 +202,7 @@ def distill(
                "assistant": assistant, "cache.dir": cache_dir})
     if no_cache:
         ov["cache.enabled"] = False
-    if trust_remote_code:
-        ov["trust_remote_code"] = True
-    cfg = build_config(config, ov)
-    result = run(cfg, resume=resume, overwrite=overwrite)
-    if not is_main_process():  # several processes (accelerate launch): one report
-        return
-    typer.echo(f"method {result['method']}: best (epoch {result['best_epoch']}): {format_metrics(result['best'])}")
-    typer.echo(f"last: {format_metrics(result['last'])}")
-    typer.echo(f"saved to {cfg.output_dir}")
+    _run_stage(run, config, ov, trust_remote_code, resume, overwrite, show_method=True)
 
 
 @app.command()
