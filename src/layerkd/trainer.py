@@ -8,9 +8,8 @@ valid checkpoint (data order, RNG, optimizer, scheduler, recipe phase and object
 JSONL metrics log with every loss term, optional TensorBoard, a finite-loss guard.
 
 Multi-process: every process sees its interleaved slice of the same global batches (see
-:class:`~layerkd.data.batching.LengthGroupedBatchSampler`); evaluation shards the dev batches
-and gathers ``(index, output)`` pairs so each example is scored exactly once; only the main
-process writes.
+:class:`~layerkd.data.batching.LengthGroupedBatchSampler`); evaluation
+(:mod:`layerkd.evaluation`) scores each example exactly once; only the main process writes.
 """
 
 from __future__ import annotations
@@ -33,10 +32,10 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import faults
 from .config import TrainConfig
-from .data.batching import Batch, LengthGroupedBatchSampler, collate
+from .data.batching import Batch, LengthGroupedBatchSampler
 from .data.encoding import EncodedSplit
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
-from .metrics import compute_metrics, predictions_from_outputs
+from .evaluation import EvalResult, score_split
 from .models.trace import Trace
 from .objectives.base import Needs
 from .recipe import Recipe
@@ -88,17 +87,6 @@ class TrainModule(nn.Module):
         trace = self.student(batch.inputs["student"], hidden_states=needs.student_hidden, attentions="attentions" in needs.student)
         total, terms = self.recipe(trace, teacher, batch)
         return total, terms
-
-
-@dataclass
-class EvalResult:
-    metrics: dict[str, float]
-    outputs: np.ndarray  # [N, C] in dataset order
-    predictions: np.ndarray  # [N] class ids or regression values
-
-    @property
-    def main(self) -> float:
-        return self.metrics["_main"]
 
 
 @dataclass
@@ -226,47 +214,11 @@ class Trainer:
             return self.evaluator(self, module, data)
         return self.score_outputs(data, lambda batch: module.student(batch.inputs["student"]).require_logits(), module)
 
-    @torch.no_grad()
     def score_outputs(self, data: EncodedSplit, outputs_fn, model: nn.Module, metric_prefix: str = "") -> EvalResult:
-        """Run ``outputs_fn(batch) -> [B, C]`` over ``data`` (sharded across processes, gathered,
-        each row once) and compute the task's metrics."""
-        was_training = model.training
-        model.eval()
-        sampler = LengthGroupedBatchSampler(data.lengths, self.cfg.eval_batch_size, shuffle=False)
-        batches = sampler.batches()
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        idx_parts, out_parts = [], []
-        for b in batches[rank::world]:
-            batch = collate([data[i] for i in b]).to(self.device)
-            with self.accelerator.autocast():
-                out = outputs_fn(batch)
-            idx_parts.append(batch.index.cpu().numpy())
-            out_parts.append(out.float().cpu().numpy())
-            if len(idx_parts) == 1:
-                faults.point("eval")  # mid-evaluation: after the first batch
-        local = (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
-                 np.concatenate(out_parts) if out_parts else np.zeros((0, 0), np.float32))
-        if world > 1:
-            from accelerate.utils import gather_object  # noqa: PLC0415
-
-            parts = [p for p in gather_object([local]) if len(p[0])]
-            index = np.concatenate([p[0] for p in parts])
-            outputs = np.concatenate([p[1] for p in parts])
-        else:
-            index, outputs = local
-        order = np.argsort(index, kind="stable")
-        index, outputs = index[order], outputs[order]
-        if len(index) != len(data) or not np.array_equal(index, np.arange(len(data))):
-            raise RuntimeError(f"evaluation covered {len(index)} rows of {len(data)} (duplicates or gaps)")
-        preds = predictions_from_outputs(outputs, self.task.is_regression)
-        gold = data.labels.numpy()
-        metrics = compute_metrics(self.task.metrics, preds, gold)
-        metrics["_main"] = metrics[self.task.main_metric]
-        if metric_prefix:
-            metrics = {f"{metric_prefix}{k}" if k != "_main" else k: v for k, v in metrics.items()}
-        if was_training:
-            model.train()
-        return EvalResult(metrics, outputs, preds)
+        """Run ``outputs_fn(batch) -> [B, C]`` over ``data`` and compute the task's metrics (see
+        :func:`layerkd.evaluation.score_split`)."""
+        return score_split(data, outputs_fn, model, task=self.task, accelerator=self.accelerator,
+                           batch_size=self.cfg.eval_batch_size, metric_prefix=metric_prefix)
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, optimizer, scheduler) -> None:

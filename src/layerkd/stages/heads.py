@@ -26,6 +26,7 @@ from ..checkpoint import write_dir_atomically
 from ..config import HeadsFitConfig, TrainConfig
 from ..data.encoding import EncodedSplit
 from ..errors import ConfigError, ModelError
+from ..evaluation import EvalResult
 from ..metrics import compute_metrics, predictions_from_outputs
 from ..models.heads import LayerHeads
 from ..models.trace import Trace
@@ -33,7 +34,7 @@ from ..objectives.base import BuildContext, Needs, Objective, Options
 from ..recipe import Phase, Recipe
 from ..tasks import Task
 from ..teacher import TeacherProvider
-from ..trainer import EvalResult, Trainer
+from ..trainer import Trainer
 
 log = logging.getLogger("layerkd")
 
