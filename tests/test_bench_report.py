@@ -251,6 +251,16 @@ def test_report_tables_and_tests(full_report):
     assert "## Missing cells" in md and "| MRPC | L2 | ce | 4 |" in md and "3/4 ⚠" in md
     # failed cells and skipped files are listed
     assert "deadbeefdeadbeef" in md and "`foreign.json`" in md and "`broken.json`" in md
+    # the results tables give the best- and the last-epoch δ of the same test, with its stars
+    assert "| Δ Pearson best | Δ Pearson last |" in md
+    uni_last = [r for r in sig if r["eval_set"] == "dev" and r["task"] == "STS-B" and r["method"] == "universal"
+                and r["which"] == "last"][0]
+    cells = []
+    for r in (uni, uni_last):
+        p = float(r["p_value"])
+        cells.append(f"{100 * float(r['delta']):+.2f}" + ("**" if p < 0.01 else "*" if p < 0.05 else ""))
+    row = [line for line in md.splitlines() if line.startswith("| L2 | universal |")][1]  # MRPC first, then STS-B
+    assert row.endswith(f"| {cells[0]} | {cells[1]} |"), row
 
 
 def test_report_is_deterministic(full_report, tmp_path):

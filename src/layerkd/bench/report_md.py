@@ -57,6 +57,19 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str |
     return "\n".join(out)
 
 
+def _delta_cells(test_at: dict, key: tuple, metric: str, is_baseline: bool) -> list[str]:
+    """The best- and last-epoch Δ cells of a results-table row: δ (×100) with * / ** for the
+    unadjusted one-sided p; empty for the baseline row, "n/a" where no test could be run."""
+    if is_baseline:
+        return ["", ""]
+    cells = []
+    for which in WHICH:
+        tst = test_at.get((*key, which))
+        cells.append("n/a" if tst is None or _nan(tst.get("delta")) else
+                     f"{_fmt(tst['delta'], metric, signed=True)}{_stars(tst['p_value'])}")
+    return cells
+
+
 def _stars(p: float | None) -> str:
     if _nan(p):
         return ""
@@ -110,8 +123,9 @@ def _markdown(**k: Any) -> str:
     out.append(f"- **Significance** ({n_boot} resamples, generator seed {k['seed']}): {TEST_DESCRIPTION}. "
                f"Each method is tested against the baseline **{baseline}** on the same task, student and "
                "evaluation set; Holm-adjusted p-values are given within each task × student × best/last family. "
-               "In the results tables, Δ is the observed best-epoch δ (×100) with * p < 0.05 and ** p < 0.01 "
-               "(one-sided, unadjusted).")
+               "In the results tables, Δ best and Δ last are the observed δ (×100) of the best and of the last epoch "
+               "with * p < 0.05 and ** p < 0.01 (one-sided, unadjusted); the significance section gives CIs and Holm "
+               "p-values.")
     out.append("")
 
     # ---------------------------------------------------------------- dev tables
@@ -120,34 +134,31 @@ def _markdown(**k: Any) -> str:
         mets = list(ti.metrics)
         main = ti.main_metric
         header = ["student", "method", "n"] + [f"{_mname(m)} {w}" for m in mets for w in WHICH] + [
-            f"Δ {_mname(main)} vs {baseline}"]
+            f"Δ {_mname(main)} {w}" for w in WHICH]
         body = []
         for tr in k["teachers"].get(t, []):
             fp = str(tr.get("teacher_fingerprint") or "")[:8]
             body.append(["(teacher)", f"teacher `{fp}`" if fp else "teacher", ""]
                         + [_fmt(tr.get(f"{w}_{m}_mean"), m) for m in mets for w in WHICH]
-                        + ["" if tr["n"] else "metrics not found"])
+                        + ["" if tr["n"] else "metrics not found", ""])
         for s in students:
             for m in methods:
                 r = rows_at.get(("dev", t, s, m))
                 if r is None:
                     continue
                 if not r.get("n"):
-                    body.append([s, m, _n_cell(r)] + ["missing"] * (2 * len(mets)) + [""])
+                    body.append([s, m, _n_cell(r)] + ["missing"] * (2 * len(mets)) + ["", ""])
                     continue
-                tst = test_at.get(("dev", t, s, m, "best"))
-                delta = "" if m == baseline else (
-                    "n/a" if tst is None or _nan(tst.get("delta")) else
-                    f"{_fmt(tst['delta'], main, signed=True)}{_stars(tst['p_value'])}")
                 body.append([s, m, _n_cell(r)]
                             + [_fmt_ms(r.get(f"{w}_{mm}_mean"), r.get(f"{w}_{mm}_std"), mm) for mm in mets for w in WHICH]
-                            + [delta])
+                            + _delta_cells(test_at, ("dev", t, s, m), main, m == baseline))
         out.append(f"### {t} (main metric: {_mname(main)})\n")
         teach = k["teachers"].get(t) or []
         tdesc = f" The teacher is {teach[0].get('teacher_desc') or teach[0].get('teacher_path')}." if teach else ""
         out.append(caption(f"{t} dev set, mean ± std over seeds (×100); best = best epoch selected on dev, "
-                           f"last = final epoch; Δ = paired-bootstrap δ of the best-epoch {_mname(main)} against "
-                           f"{baseline}.{tdesc}"))
+                           f"last = final epoch; Δ best / Δ last = paired-bootstrap δ of the best- / last-epoch "
+                           f"{_mname(main)} against {baseline} (* p < 0.05, ** p < 0.01, one-sided, unadjusted)."
+                           f"{tdesc}"))
         out.append(_md_table(header, body))
         out.append("")
 
@@ -237,17 +248,14 @@ def _markdown(**k: Any) -> str:
                         r = rows_at.get((ev, t, s, m))
                         if r is None:
                             continue
-                        tst = test_at.get((ev, t, s, m, "best"))
-                        delta = "" if m == baseline else (
-                            "n/a" if tst is None or _nan(tst.get("delta")) else
-                            f"{_fmt(tst['delta'], ti.main_metric, True)}{_stars(tst['p_value'])}")
                         body.append([s, m, _n_cell({"n": r["n"]})]
                                     + [_fmt_ms(r.get(f"{w}_{mm}_mean"), r.get(f"{w}_{mm}_std"), mm)
-                                       for mm in ti.metrics for w in WHICH] + [delta])
+                                       for mm in ti.metrics for w in WHICH]
+                                    + _delta_cells(test_at, (ev, t, s, m), ti.main_metric, m == baseline))
                 if not body:
                     continue
                 header = ["student", "method", "n"] + [f"{_mname(m)} {w}" for m in ti.metrics for w in WHICH] + [
-                    f"Δ {_mname(ti.main_metric)} vs {baseline}"]
+                    f"Δ {_mname(ti.main_metric)} {w}" for w in WHICH]
                 out.append(caption(f"{ev}, evaluated with the {t} models (best-epoch model selected on {t} dev; "
                                    f"last = final epoch), mean ± std over seeds (×100)."))
                 out.append(_md_table(header, body))
