@@ -16,4 +16,14 @@ suites=()
 for s in ild pretrained-student cross-arch capacity-gap ood internal-schedules smoke; do
   suites+=(--suite "$repo/configs/suites/$s.yaml")
 done
-"$layerkd" report "$cells" --out "$out" --baseline ce "${suites[@]}" "$@"
+# the papers' pairwise claims (docs/results.md): METHOD:BASELINE, tested wherever both rows exist
+claims=(
+  alp:pkd alp:kd alp:alp-no alp:ckd                     # ALP-KD: attention over all layers beats skipping / buckets
+  universal+alp:alp universal+rail:rail universal:kd    # Universal-KD (i) combined with an ILD method, (iii) cross-arch
+  universal-ta:takd                                     # Universal-KD (ii): pseudo classifiers instead of an assistant
+  rail:pkd rail:alp                                     # RAIL-KD: beats other ILD methods
+  internal:kd internal:internal-all internal:internal-progressive  # Aguilar et al.: stacked internal distillation
+)
+compare=()
+for c in "${claims[@]}"; do compare+=(--compare "$c"); done
+"$layerkd" report "$cells" --out "$out" --baseline ce "${suites[@]}" "${compare[@]}" "$@"

@@ -330,3 +330,58 @@ def test_figures_without_matplotlib_is_a_config_error(tmp_path, monkeypatch):
         build_report(res, tmp_path / "out", figures=True)
     out = build_report(res, tmp_path / "out", n_boot=50, figures=False)  # still fine without figures
     assert out["figures"] == [] and "not drawn" in (tmp_path / "out" / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- declared comparisons
+def test_comparisons_match_the_baseline_test_and_the_means(full_report, tmp_path):
+    root, _ = full_report
+    out = build_report(root / "res", tmp_path / "out", n_boot=1000, seed=0, figures=False,
+                       comparisons=[("kd", "ce"), ("universal", "alp")])
+    comp = out["comparisons"]
+    # A:B is tested wherever both rows exist: dev (MRPC and STS-B for L2; MRPC for L1, which has no alp or
+    # universal) and paws-wiki (MRPC: L2 and L1), best and last
+    kd_ce = [c for c in comp if c["method"] == "kd"]
+    uni_alp = [c for c in comp if c["method"] == "universal"]
+    assert len(kd_ce) == (3 + 2) * 2 and len(uni_alp) == (2 + 1) * 2
+    # kd:ce is the very test the baseline section runs (same resamples): same δ, CI and p
+    base = {(t["eval_set"], t["task"], t["student"], t["which"]): t for t in out["tests"] if t["method"] == "kd"}
+    for c in kd_ce:
+        b = base[(c["eval_set"], c["task"], c["student"], c["which"])]
+        assert (c["delta"], c["ci_low"], c["ci_high"], c["p_value"]) == (b["delta"], b["ci_low"], b["ci_high"], b["p_value"])
+    # universal:alp: δ is the difference of the two rows' means (same seeds), tested against alp
+    rows = {(r["eval_set"], r["task"], r["student"], r["method"]): r for r in out["rows"] if r["role"] == "student"}
+    c = [c for c in uni_alp if (c["eval_set"], c["task"], c["which"]) == ("dev", "STS-B", "last")][0]
+    want = rows[("dev", "STS-B", "L2", "universal")]["last_pearson_mean"] - rows[("dev", "STS-B", "L2", "alp")]["last_pearson_mean"]
+    assert c["baseline"] == "alp" and c["delta"] == pytest.approx(want) and c["n_seeds"] == 3
+    # Holm within the family (dev × MRPC × L2 × best) of the two comparisons
+    fam = [x for x in comp if (x["eval_set"], x["task"], x["student"], x["which"]) == ("dev", "MRPC", "L2", "best")]
+    assert len(fam) == 2
+    assert sorted(x["p_holm"] for x in fam) == pytest.approx(holm(sorted(x["p_value"] for x in fam)))
+    saved = _csv(tmp_path / "out" / "comparisons.csv")
+    assert len(saved) == len(comp) and {r["baseline"] for r in saved} == {"ce", "alp"}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Pairwise comparisons" in md and "| dev | STS-B | L2 | universal | alp | 3 (1 2 3) |" in md
+
+
+def test_without_comparisons_there_is_no_section_or_file(full_report):
+    root, _ = full_report
+    assert not (root / "out" / "comparisons.csv").exists()
+    assert "## Pairwise comparisons" not in (root / "out" / "report.md").read_text()
+
+
+def test_comparison_of_an_unknown_method_is_a_config_error(full_report, tmp_path):
+    root, _ = full_report
+    with pytest.raises(ConfigError, match=r"--compare alp:pkd: no results for method 'pkd' \(methods found: alp, ce,"):
+        build_report(root / "res", tmp_path / "out", n_boot=10, figures=False, comparisons=[("alp", "pkd")])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["alp", "alp:", ":ce", "alp:alp", "a:b:c"])
+def test_malformed_compare_is_a_cli_error(text, full_report, tmp_path, capsys):
+    from clihelp import assert_user_error, run_cli
+
+    root, _ = full_report
+    code, _, err = run_cli("report", root / "res", "--out", tmp_path / "out", "--no-figures", "--compare", text,
+                           capsys=capsys)
+    assert_user_error(code, err, r"--compare .*(expected METHOD:BASELINE|compared with itself)")
+    assert not (tmp_path / "out").exists()

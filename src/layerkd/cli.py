@@ -358,11 +358,15 @@ def report(
     var: VarOpt = None,
     n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap resamples")] = 10000,
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="draw the PNG figures (needs matplotlib)")] = True,
+    compare: Annotated[list[str] | None, typer.Option(
+        "--compare", help="also test METHOD against BASELINE (METHOD:BASELINE, e.g. alp:pkd; repeatable)")] = None,
 ) -> None:
     """Aggregate bench results: mean ± std over seeds, GLUE average, teacher row, paired bootstrap tests, figures."""
     from .bench.report import build_report  # noqa: PLC0415
+    from .bench.significance import parse_comparison  # noqa: PLC0415
     from .errors import ConfigError  # noqa: PLC0415
 
+    comparisons = [parse_comparison(c) for c in compare or []]
     if not results.is_dir():
         raise ConfigError(f"results directory not found: {results}")
     expected = None
@@ -370,7 +374,8 @@ def report(
         from .bench.suite import load_suite  # noqa: PLC0415
 
         expected = [c.describe() for p in suite for c in load_suite(p, _vars(var)).cells]
-    summary = build_report(results, out, baseline=baseline, n_boot=n_boot, figures=figures, expected=expected)
+    summary = build_report(results, out, baseline=baseline, n_boot=n_boot, figures=figures, expected=expected,
+                           comparisons=comparisons)
     typer.echo(f"report written to {out / 'report.md'} ({len(summary.get('rows', []))} rows)")
 
 

@@ -15,6 +15,7 @@ Output in ``out_dir``:
   per task): for ``best`` (the epoch selected on dev) and ``last`` (the final epoch) every
   metric's mean, std and n over seeds, and the per-task GLUE score;
 * ``significance.csv`` — every paired bootstrap test against the baseline;
+* ``comparisons.csv`` — the declared pairwise tests (``comparisons``), if any;
 * ``glue_average.csv`` — the GLUE-style average per student × method;
 * ``figures/*.png`` — attention heatmaps (ALP, Universal-KD), teacher pseudo-classifier scores per
   layer, RAIL's layer coverage, learning curves, score against student size.
@@ -33,8 +34,8 @@ Conventions (also written into the report):
   the seeds both the method and the baseline have; Holm-adjusted p-values within each family
   (evaluation set × task × student × best/last) are given beside the raw ones.
 
-This module holds :func:`build_report` and the aggregation / significance-test glue; reading the
-results is in :mod:`layerkd.bench.results`, the figure data in :mod:`layerkd.bench.report_figures`
+This module holds :func:`build_report` and the aggregation; which tests run on which seeds is in
+:mod:`layerkd.bench.significance`, reading the results in :mod:`layerkd.bench.results`, the figure data in :mod:`layerkd.bench.report_figures`
 (drawn by :mod:`layerkd.bench.figures`) and the markdown in :mod:`layerkd.bench.report_md`.
 """
 
@@ -45,7 +46,7 @@ import io
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ from ..tasks import get_task
 from .report_figures import _FIGURE_PREFIXES, _make_figures
 from .report_md import GLUE_AVERAGE_DESCRIPTION, _markdown
 from .results import SCHEMA, WHICH, Group, Run, TaskInfo, _nan, load_results, task_info
-from .stats import holm, mean_std, paired_bootstrap
+from .significance import COLUMNS as SIG_COLUMNS
+from .significance import baseline_tests, comparison_tests
+from .stats import mean_std
 
 # kept importable from here: the entry point and the input side it builds on
 __all__ = ["GLUE_AVERAGE_DESCRIPTION", "SCHEMA", "WHICH", "Group", "Run", "TaskInfo", "build_report", "load_results",
@@ -182,78 +185,6 @@ def _teacher_rows(runs: list[Run], tasks: list[str]) -> dict[str, list[dict[str,
 
 
 # ================================================================================================ tests
-def _paired_inputs(method_runs: list[Run], base_runs: list[Run], which: str, eval_set: str):
-    """Seeds both have, with predictions and identical labels: (seeds, A [S,N], B [S,N], gold [N]) or a reason."""
-    a = {r.seed: r for r in method_runs}
-    b = {r.seed: r for r in base_runs}
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
-        return None, "no seed in common with the baseline"
-    gold = None
-    use, pa, pb = [], [], []
-    reasons = []
-    for s in seeds:
-        ya, yb = a[s].labels(eval_set), b[s].labels(eval_set)
-        xa, xb = a[s].predictions(which, eval_set), b[s].predictions(which, eval_set)
-        if ya is None or yb is None:
-            reasons.append(f"seed {s}: no {eval_set} labels")
-            continue
-        if xa is None or xb is None:
-            reasons.append(f"seed {s}: no {which} predictions")
-            continue
-        if gold is None:
-            gold = ya
-        if not (len(ya) == len(yb) == len(xa) == len(xb) == len(gold)) or not (
-                np.array_equal(ya, gold) and np.array_equal(yb, gold)):
-            reasons.append(f"seed {s}: labels or predictions do not line up")
-            continue
-        use.append(s)
-        pa.append(xa)
-        pb.append(xb)
-    if not use:
-        return None, "; ".join(reasons) or "no usable seed"
-    return (use, np.stack(pa), np.stack(pb), gold), "; ".join(reasons)
-
-
-def _run_tests(groups: dict[tuple[str, str, str, str], Group], baseline: str, n_boot: int, seed: int,
-               order: Callable[[tuple[str, str, str, str]], Any]) -> list[dict[str, Any]]:
-    tests: list[dict[str, Any]] = []
-    for key in sorted(groups, key=order):
-        g = groups[key]
-        if g.method == baseline:
-            continue
-        base = groups.get((g.eval_set, g.task.name, g.student, baseline))
-        if base is None:
-            continue
-        for which in WHICH:
-            rec: dict[str, Any] = {"eval_set": g.eval_set, "task": g.task.name, "student": g.student,
-                                   "method": g.method, "baseline": baseline, "which": which,
-                                   "metric": g.task.main_metric, "n_boot": n_boot, "boot_seed": seed,
-                                   "test": "paired bootstrap, one-sided H0: delta <= 0, shift method, add-one"}
-            inputs, note = _paired_inputs(g.runs, base.runs, which, g.eval_set)
-            rec["note"] = note
-            if inputs is None:
-                rec.update(n_seeds=0, seeds="", n_examples=0, delta=float("nan"), ci_low=float("nan"),
-                           ci_high=float("nan"), p_value=float("nan"), method_score=float("nan"),
-                           baseline_score=float("nan"))
-                tests.append(rec)
-                continue
-            seeds, pa, pb, gold = inputs
-            res = paired_bootstrap(g.task.main_metric, pa, pb, gold, n_boot=n_boot, seed=seed)
-            rec.update(n_seeds=res.n_seeds, seeds=" ".join(map(str, seeds)), n_examples=res.n_examples,
-                       delta=res.delta, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value,
-                       method_score=res.method_score, baseline_score=res.baseline_score)
-            tests.append(rec)
-    # Holm within each family: evaluation set × task × student × best/last
-    fams: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tests):
-        fams.setdefault((t["eval_set"], t["task"], t["student"], t["which"]), []).append(i)
-    for idx in fams.values():
-        for i, p in zip(idx, holm([tests[i]["p_value"] for i in idx]), strict=True):
-            tests[i]["p_holm"] = p
-    return tests
-
-
 # ================================================================================================ the report
 def build_report(
     results_dir: Path,
@@ -266,6 +197,7 @@ def build_report(
     expected: list[dict[str, Any]] | None = None,
     method_order: Sequence[str] | None = None,
     suites: Sequence[str] | None = None,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Aggregate the results in ``results_dir`` and write report.md, summary.csv, significance.csv,
     glue_average.csv and figures/*.png into ``out_dir``.
@@ -279,10 +211,13 @@ def build_report(
       should be there: missing ones are listed and ``n`` is shown as ``found/expected``; they also
       give the order of tasks, students and methods;
     * ``method_order`` — methods to list first (after the baseline); else first-seen order;
-    * ``suites`` — only use results that belong to one of these suites.
+    * ``suites`` — only use results that belong to one of these suites;
+    * ``comparisons`` — extra pairwise tests ``(A, B)``: A against B on every evaluation set, task
+      and student where both have results (:mod:`layerkd.bench.significance`); written to
+      ``comparisons.csv`` and a report section. A method without any result is a ConfigError.
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
-    :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "glue", "figures", "missing",
+    :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures", "missing",
     "skipped", "failed", "superseded", "n_results", "report"}``.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
@@ -350,7 +285,8 @@ def build_report(
     teachers = _teacher_rows(runs, tasks)
 
     # ---------------------------------------------------------------- tests
-    tests = _run_tests(groups, baseline, n_boot, seed, order)
+    tests = baseline_tests(groups, baseline, n_boot, seed, order)
+    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order)
     test_at = {(t["eval_set"], t["task"], t["student"], t["method"], t["which"]): t for t in tests}
 
     # ---------------------------------------------------------------- GLUE average
@@ -398,16 +334,15 @@ def build_report(
     cols += ["student_spec", "student_params", "best_epoch_mean", "train_seconds_mean", "teacher_path",
              "teacher_fingerprint", "teachers", "keys"]
     _atomic_write(out_dir / "summary.csv", _csv_text(all_rows, cols))
-    sig_cols = ["eval_set", "task", "student", "method", "baseline", "which", "metric", "n_seeds", "seeds",
-                "n_examples", "method_score", "baseline_score", "delta", "ci_low", "ci_high", "p_value", "p_holm",
-                "n_boot", "boot_seed", "test", "note"]
-    _atomic_write(out_dir / "significance.csv", _csv_text(tests, sig_cols))
+    _atomic_write(out_dir / "significance.csv", _csv_text(tests, SIG_COLUMNS))
+    if comparisons:
+        _atomic_write(out_dir / "comparisons.csv", _csv_text(comparisons_run, SIG_COLUMNS))
     glue_cols = ["student", "method", "tasks"] + [f"{w}_{t}" for w in WHICH for t in tasks] + [
         f"{w}_{k}" for w in WHICH for k in ("tasks_present", "average")]
     _atomic_write(out_dir / "glue_average.csv", _csv_text(glue_rows, glue_cols))
 
     md = _markdown(results_dir=results_dir, out_dir=out_dir, runs=runs, skipped=skipped, failed=failed, rows=rows,
-                   teachers=teachers, tests=tests, test_at=test_at, glue_rows=glue_rows, teacher_glue=teacher_glue,
+                   teachers=teachers, tests=tests, test_at=test_at, comparisons=comparisons_run, glue_rows=glue_rows, teacher_glue=teacher_glue,
                    student_tasks=student_tasks, tasks=tasks, students=students, methods=methods,
                    eval_sets=eval_sets, task_by_name=task_by_name, baseline=baseline, n_boot=n_boot, seed=seed,
                    figures=fig_records, figures_on=figures, expected=bool(exp), missing=missing, stale=stale,
@@ -415,7 +350,7 @@ def build_report(
     _atomic_write(out_dir / "report.md", md)
     superseded = [{"kept": r.path.name, "superseded": r.superseded} for r in runs if r.superseded]
     return {
-        "rows": all_rows, "tests": tests, "glue": glue_rows,
+        "rows": all_rows, "tests": tests, "comparisons": comparisons_run, "glue": glue_rows,
         "figures": [str(f["path"]) for f in fig_records], "missing": missing, "stale": stale,
         "skipped": [{"file": f, "reason": why} for f, why in skipped], "failed": failed, "superseded": superseded,
         "n_results": len(runs), "report": str(out_dir / "report.md"),

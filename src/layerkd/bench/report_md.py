@@ -262,6 +262,37 @@ def _markdown(**k: Any) -> str:
                 out.append("")
             out += sig_tables(ev)
 
+    # ---------------------------------------------------------------- declared pairwise comparisons
+    if k.get("comparisons"):
+        out.append("## Pairwise comparisons\n")
+        out.append(f"Declared with `--compare METHOD:BASELINE`; the same test ({n_boot} resamples), one-sided H0: "
+                   "METHOD ≤ BASELINE, pooled over the seeds both have; Holm-adjusted within each evaluation set × "
+                   "task × student × best/last family of these comparisons (separately from the tests against "
+                   f"{baseline}).\n")
+        pairs: dict[tuple, dict[str, dict[str, Any]]] = {}
+        for tt in k["comparisons"]:
+            pairs.setdefault((tt["eval_set"], tt["task"], tt["student"], tt["method"], tt["baseline"]), {})[tt["which"]] = tt
+        body = []
+        for (ev, t, s, m, b), by in pairs.items():
+            any_t = by.get("best") or by.get("last")
+            metric = any_t["metric"]
+            cells = [ev, t, s, m, b]
+            cells.append(f"{any_t.get('n_seeds', 0)} ({any_t.get('seeds', '')})" if any_t.get("seeds") else "0")
+            for which in WHICH:
+                tt = by.get(which)
+                if tt is None or _nan(tt.get("delta")):
+                    cells += ["n/a", "—", "—"]
+                    continue
+                cells += [f"{_fmt(tt['delta'], metric, True)} [{_fmt(tt['ci_low'], metric, True)}, "
+                          f"{_fmt(tt['ci_high'], metric, True)}]",
+                          fmt_p(tt["p_value"]) + _stars(tt["p_value"]), fmt_p(tt.get("p_holm"))]
+            cells.append(any_t.get("n_examples", ""))
+            body.append(cells)
+        header = ["eval set", "task", "student", "method", "vs", "seeds", "δ best [95% CI]", "p", "p Holm",
+                  "δ last [95% CI]", "p", "p Holm", "N"]
+        out.append(_md_table(header, body, "lllll" + "r" * 8))
+        out.append("")
+
     # ---------------------------------------------------------------- figures
     out.append("## Figures\n")
     figs = k["figures"]
