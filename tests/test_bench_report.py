@@ -374,6 +374,11 @@ def test_comparison_of_an_unknown_method_is_a_config_error(full_report, tmp_path
     with pytest.raises(ConfigError, match=r"--compare alp:pkd: no results for method 'pkd' \(methods found: alp, ce,"):
         build_report(root / "res", tmp_path / "out", n_boot=10, figures=False, comparisons=[("alp", "pkd")])
     assert not (tmp_path / "out").exists()
+    # a method the expected grid names but that has no result yet: no test, no error
+    expected = [{"task": "mrpc", "student": "L2", "method": "pkd", "seed": 1}]
+    out = build_report(root / "res", tmp_path / "out", n_boot=10, figures=False, comparisons=[("alp", "pkd")],
+                       expected=expected)
+    assert out["comparisons"] == [] and len(out["missing"]) == 1
 
 
 @pytest.mark.parametrize("text", ["alp", "alp:", ":ce", "alp:alp", "a:b:c"])

@@ -214,7 +214,8 @@ def build_report(
     * ``suites`` — only use results that belong to one of these suites;
     * ``comparisons`` — extra pairwise tests ``(A, B)``: A against B on every evaluation set, task
       and student where both have results (:mod:`layerkd.bench.significance`); written to
-      ``comparisons.csv`` and a report section. A method without any result is a ConfigError.
+      ``comparisons.csv`` and a report section. A method with no result that no ``expected`` cell
+      names is a ConfigError.
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
     :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures", "missing",
@@ -286,7 +287,7 @@ def build_report(
 
     # ---------------------------------------------------------------- tests
     tests = baseline_tests(groups, baseline, n_boot, seed, order)
-    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order)
+    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order, declared=[e[2] for e in exp])
     test_at = {(t["eval_set"], t["task"], t["student"], t["method"], t["which"]): t for t in tests}
 
     # ---------------------------------------------------------------- GLUE average

@@ -119,12 +119,13 @@ def baseline_tests(groups: dict[GroupKey, Group], baseline: str, n_boot: int, se
 
 
 def comparison_tests(groups: dict[GroupKey, Group], comparisons: Sequence[tuple[str, str]], n_boot: int, seed: int,
-                     order: Callable[[GroupKey], Any]) -> list[dict[str, Any]]:
+                     order: Callable[[GroupKey], Any], declared: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Each declared ``(A, B)`` wherever both rows exist (every evaluation set, task and student).
 
-    A method that has no result at all is a ConfigError (most likely a typo); a pair that never
-    meets on the same task and student gives no test and no error."""
-    known = {k[3] for k in groups}
+    A method that neither has a result nor is ``declared`` (a method of the expected suite cells)
+    is a ConfigError, most likely a typo; a pair that never meets on the same task and student
+    gives no test and no error."""
+    known = {k[3] for k in groups} | set(declared)
     for a, b in comparisons:
         for m in (a, b):
             if m not in known:
