@@ -70,6 +70,21 @@ def _delta_cells(test_at: dict, key: tuple, metric: str, is_baseline: bool) -> l
     return cells
 
 
+def _test_cells(tb: dict[str, Any] | None, tl: dict[str, Any] | None, metric: str) -> list[str]:
+    """Significance-table cells of one pair of tests (best, last epoch): the seeds used, then
+    δ [95 % CI], p (starred) and Holm p for each; "n/a — —" where a test could not run."""
+    first = tb or tl or {}
+    seeds = first.get("seeds", "")
+    cells = [f"{first.get('n_seeds', 0)} ({seeds})" if seeds else "0"]
+    for tt in (tb, tl):
+        if tt is None or _nan(tt.get("delta")):
+            cells += ["n/a", "—", "—"]
+            continue
+        cells += [f"{_fmt(tt['delta'], metric, True)} [{_fmt(tt['ci_low'], metric, True)}, {_fmt(tt['ci_high'], metric, True)}]",
+                  fmt_p(tt["p_value"]) + _stars(tt["p_value"]), fmt_p(tt.get("p_holm"))]
+    return cells
+
+
 def _stars(p: float | None) -> str:
     if _nan(p):
         return ""
@@ -202,17 +217,7 @@ def _markdown(**k: Any) -> str:
                     tb, tl = test_at.get((ev, t, s, m, "best")), test_at.get((ev, t, s, m, "last"))
                     if tb is None and tl is None:
                         continue
-                    cells = [s, m]
-                    for tt in (tb, tl):
-                        if tt is None or _nan(tt.get("delta")):
-                            cells += ["n/a", "—", "—"]
-                            continue
-                        cells += [f"{_fmt(tt['delta'], ti.main_metric, True)} "
-                                  f"[{_fmt(tt['ci_low'], ti.main_metric, True)}, {_fmt(tt['ci_high'], ti.main_metric, True)}]",
-                                  fmt_p(tt["p_value"]) + _stars(tt["p_value"]), fmt_p(tt.get("p_holm"))]
-                    seeds_used = (tb or tl).get("seeds", "")
-                    cells.insert(2, f"{(tb or tl).get('n_seeds', 0)} ({seeds_used})" if seeds_used else "0")
-                    cells.append((tb or tl).get("n_examples", ""))
+                    cells = [s, m, *_test_cells(tb, tl, ti.main_metric), (tb or tl).get("n_examples", "")]
                     notes = "; ".join(x for x in {(tb or {}).get("note", ""), (tl or {}).get("note", "")} if x)
                     cells.append(notes)
                     body.append(cells)
@@ -275,19 +280,8 @@ def _markdown(**k: Any) -> str:
         body = []
         for (ev, t, s, m, b), by in pairs.items():
             any_t = by.get("best") or by.get("last")
-            metric = any_t["metric"]
-            cells = [ev, t, s, m, b]
-            cells.append(f"{any_t.get('n_seeds', 0)} ({any_t.get('seeds', '')})" if any_t.get("seeds") else "0")
-            for which in WHICH:
-                tt = by.get(which)
-                if tt is None or _nan(tt.get("delta")):
-                    cells += ["n/a", "—", "—"]
-                    continue
-                cells += [f"{_fmt(tt['delta'], metric, True)} [{_fmt(tt['ci_low'], metric, True)}, "
-                          f"{_fmt(tt['ci_high'], metric, True)}]",
-                          fmt_p(tt["p_value"]) + _stars(tt["p_value"]), fmt_p(tt.get("p_holm"))]
-            cells.append(any_t.get("n_examples", ""))
-            body.append(cells)
+            body.append([ev, t, s, m, b, *_test_cells(by.get("best"), by.get("last"), any_t["metric"]),
+                         any_t.get("n_examples", "")])
         header = ["eval set", "task", "student", "method", "vs", "seeds", "δ best [95% CI]", "p", "p Holm",
                   "δ last [95% CI]", "p", "p Holm", "N"]
         out.append(_md_table(header, body, "lllll" + "r" * 8))
