@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run the experiment suites in priority order (resumable: finished cells are skipped, a cell that
-# was interrupted resumes from its checkpoint). On the 2-core CPU machine the full grids do not
-# fit in one session; this order gets the most informative cells first:
-#   1. ild on MRPC (PAWS-Wiki OOD included), core methods, seeds 1-3
-#   2. cross-arch and capacity-gap on MRPC, seeds 1-2
-#   3. the rest of ild / smoke / internal-schedules / pretrained-student, then SST-2, CoLA, STS-B, RTE
+# was interrupted resumes from its checkpoint, a cell whose teacher directory is missing is listed
+# as no-teacher and skipped). On the 2-core CPU machine the full grids do not fit in one session;
+# this order gets the most informative cells first:
+#   1. ild on MRPC (PAWS-Wiki OOD included), core methods then all 13 rows, seeds 1-3
+#   2. cross-arch and capacity-gap on MRPC and SST-2
+#   3. ild on RTE, the internal schedules, the pretrained student, then ild on SST-2 and CoLA
+#   4. everything else (STS-B needs its teacher first: bash benchmarks/teachers.sh sts-b)
 # Results: <cells folder>/<key>.json (see R below); then `bash benchmarks/report.sh <cells folder> <report folder>`.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,8 +32,14 @@ b "$S/capacity-gap.yaml" --task mrpc --seed 2
 b "$S/cross-arch.yaml" --task sst-2 --seed 1 --seed 2
 b "$S/capacity-gap.yaml" --task sst-2 --seed 1 --seed 2
 b "$S/ild.yaml" --task mrpc
-b "$S/internal-schedules.yaml" --task mrpc
+b "$S/capacity-gap.yaml" --task mrpc --seed 3
+b "$S/cross-arch.yaml" --seed 3
+b "$S/ild.yaml" --task rte
+b "$S/internal-schedules.yaml" --task mrpc --task rte
+b "$S/pretrained-student.yaml" --task mrpc --task rte
 b "$S/smoke.yaml"
+b "$S/ild.yaml" --task sst-2 --task cola
+b "$S/internal-schedules.yaml"
 b "$S/ild.yaml"
 b "$S/pretrained-student.yaml"
 b "$S/internal-schedules.yaml"
