@@ -390,3 +390,34 @@ def test_malformed_compare_is_a_cli_error(text, full_report, tmp_path, capsys):
                            capsys=capsys)
     assert_user_error(code, err, r"--compare .*(expected METHOD:BASELINE|compared with itself)")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------- one suite's grid
+def test_only_expected_keeps_the_cells_of_the_grid(full_report, tmp_path):
+    root, _ = full_report
+    grid = [{"task": "mrpc", "student": "L2", "method": m, "seed": s} for m in ("ce", "kd", "pkd") for s in (1, 2, 3)]
+    out = build_report(root / "res", tmp_path / "out", n_boot=100, figures=False, expected=grid, only_expected=True)
+    assert out["n_results"] == 6  # ce and kd seeds 1-3; pkd never ran
+    students = [r for r in out["rows"] if r["role"] == "student" and r["eval_set"] == "dev"]
+    assert {(r["task"], r["student"], r["method"]) for r in students} == {("MRPC", "L2", m) for m in ("ce", "kd", "pkd")}
+    assert [m["method"] for m in out["missing"]] == ["pkd"] * 3
+    # Holm now runs over the grid's methods only: one test per family, so p Holm = p
+    assert all(t["p_holm"] == t["p_value"] for t in out["tests"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "only the cells of the suite grid(s) below" in md and "### STS-B" not in md
+    # an expected cell that names a key keeps only the result with that key
+    keyed = [dict(e, key="0" * 16) if e["method"] == "kd" else e for e in grid]
+    out = build_report(root / "res", tmp_path / "out2", n_boot=100, figures=False, expected=keyed, only_expected=True)
+    assert out["n_results"] == 3
+
+
+def test_only_expected_needs_expected_cells_and_only_needs_a_suite(full_report, tmp_path, capsys):
+    from clihelp import assert_user_error, run_cli
+
+    root, _ = full_report
+    with pytest.raises(ConfigError, match="only_expected: no expected cells"):
+        build_report(root / "res", tmp_path / "out", n_boot=10, figures=False, only_expected=True)
+    code, _, err = run_cli("report", root / "res", "--out", tmp_path / "out", "--no-figures", "--only", "ild",
+                           capsys=capsys)
+    assert_user_error(code, err, r"--only ild: not one of the --suite files' suites \(no --suite given\)")
+    assert not (tmp_path / "out").exists()

@@ -360,6 +360,8 @@ def report(
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="draw the PNG figures (needs matplotlib)")] = True,
     compare: Annotated[list[str] | None, typer.Option(
         "--compare", help="also test METHOD against BASELINE (METHOD:BASELINE, e.g. alp:pkd; repeatable)")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="report only the cells of this suite (its name; one of the --suite files; repeatable)")] = None,
 ) -> None:
     """Aggregate bench results: mean ± std over seeds, GLUE average, teacher row, paired bootstrap tests, figures."""
     from .bench.report import build_report  # noqa: PLC0415
@@ -370,12 +372,21 @@ def report(
     if not results.is_dir():
         raise ConfigError(f"results directory not found: {results}")
     expected = None
+    loaded = []
     if suite:
         from .bench.suite import load_suite  # noqa: PLC0415
 
-        expected = [c.describe() for p in suite for c in load_suite(p, _vars(var)).cells]
+        loaded = [load_suite(p, _vars(var)) for p in suite]
+    names = [st.name for st in loaded]
+    for name in only or []:
+        if name not in names:
+            raise ConfigError(f"--only {name}: not one of the --suite files' suites "
+                              f"({', '.join(names) if names else 'no --suite given'})")
+    if loaded:
+        expected = [c.describe() for st in loaded if not only or st.name in only for c in st.cells]
     summary = build_report(results, out, baseline=baseline, n_boot=n_boot, figures=figures, expected=expected,
-                           comparisons=comparisons)
+                           comparisons=comparisons, only_expected=bool(only),
+                           declared_methods=sorted({c.method for st in loaded for c in st.cells}))
     typer.echo(f"report written to {out / 'report.md'} ({len(summary.get('rows', []))} rows)")
 
 

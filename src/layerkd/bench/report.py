@@ -198,6 +198,8 @@ def build_report(
     method_order: Sequence[str] | None = None,
     suites: Sequence[str] | None = None,
     comparisons: Sequence[tuple[str, str]] = (),
+    only_expected: bool = False,
+    declared_methods: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Aggregate the results in ``results_dir`` and write report.md, summary.csv, significance.csv,
     glue_average.csv and figures/*.png into ``out_dir``.
@@ -211,11 +213,16 @@ def build_report(
       should be there: missing ones are listed and ``n`` is shown as ``found/expected``; they also
       give the order of tasks, students and methods;
     * ``method_order`` — methods to list first (after the baseline); else first-seen order;
-    * ``suites`` — only use results that belong to one of these suites;
+    * ``suites`` — only use results that were run by one of these suites;
+    * ``only_expected`` — only use the results that are ``expected`` cells: the same task, student,
+      method and seed (and key, where the expected cell gives one), whichever suite ran them — e.g.
+      the report of one suite's grid, including its cells that another suite with the same
+      settings ran;
     * ``comparisons`` — extra pairwise tests ``(A, B)``: A against B on every evaluation set, task
       and student where both have results (:mod:`layerkd.bench.significance`); written to
-      ``comparisons.csv`` and a report section. A method with no result that no ``expected`` cell
-      names is a ConfigError.
+      ``comparisons.csv`` and a report section. A method with no result that neither an
+      ``expected`` cell nor ``declared_methods`` (e.g. every method of the suite files) names is a
+      ConfigError;
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
     :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures", "missing",
@@ -231,12 +238,18 @@ def build_report(
     runs, skipped, failed = load_results(results_dir)
     if suites:
         runs = [r for r in runs if set(r.suites) & set(suites)]
+    exp = _expected_cells(expected)
+    if only_expected:
+        if not exp:
+            raise ConfigError("only_expected: no expected cells given (pass the suite files)")
+        want = {e[:4]: e[4] for e in exp}
+        runs = [r for r in runs if r.identity in want and want[r.identity] in (None, "", r.key)]
     if not runs:
         extra = f" (skipped {len(skipped)} unreadable or foreign file(s))" if skipped else ""
         which = f" of suite(s) {', '.join(suites)}" if suites else ""
+        which += " that are cells of the expected grid" if only_expected else ""
         raise ConfigError(f"results directory {results_dir} holds no {SCHEMA} result files{which}{extra}; "
                           "run `layerkd bench` first")
-    exp = _expected_cells(expected)
 
     # ---------------------------------------------------------------- order
     tasks = _first_seen([r.task.name for r in runs], [e[0] for e in exp])
@@ -287,7 +300,7 @@ def build_report(
 
     # ---------------------------------------------------------------- tests
     tests = baseline_tests(groups, baseline, n_boot, seed, order)
-    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order, declared=[e[2] for e in exp])
+    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order, declared=[e[2] for e in exp] + list(declared_methods))
     test_at = {(t["eval_set"], t["task"], t["student"], t["method"], t["which"]): t for t in tests}
 
     # ---------------------------------------------------------------- GLUE average
@@ -347,7 +360,7 @@ def build_report(
                    student_tasks=student_tasks, tasks=tasks, students=students, methods=methods,
                    eval_sets=eval_sets, task_by_name=task_by_name, baseline=baseline, n_boot=n_boot, seed=seed,
                    figures=fig_records, figures_on=figures, expected=bool(exp), missing=missing, stale=stale,
-                   suites_filter=suites)
+                   suites_filter=suites, only_expected=only_expected)
     _atomic_write(out_dir / "report.md", md)
     superseded = [{"kept": r.path.name, "superseded": r.superseded} for r in runs if r.superseded]
     return {

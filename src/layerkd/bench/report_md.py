@@ -116,7 +116,8 @@ def _markdown(**k: Any) -> str:
                + (f", {len(k['skipped'])} skipped" if k["skipped"] else "")
                + (f", {len(k['failed'])} failed cell(s)" if k["failed"] else "")
                + (f", {len(k['missing'])} expected cell(s) missing" if k["expected"] else "")
-               + (f"; only suite(s) {', '.join(k['suites_filter'])}" if k["suites_filter"] else "") + ".\n")
+               + (f"; only suite(s) {', '.join(k['suites_filter'])}" if k["suites_filter"] else "")
+               + ("; only the cells of the suite grid(s) below" if k.get("only_expected") else "") + ".\n")
 
     tabno = [0]
 
