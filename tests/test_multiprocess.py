@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -114,15 +115,23 @@ def test_two_processes_match_one(setup, tmp_path):
     distill(build_config(_config(d, teacher, tmp_path / "cache1"), {"output_dir": str(one)}), progress=False)
     t_one = time.time() - t0
     # two processes, gloo, the same global batch of 16 (8 per process), a cache of its own
-    two = tmp_path / "two"
-    cmd = [*_launcher(), "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-           "-m", "layerkd.cli", "distill", "--config", str(_config(d, teacher, tmp_path / "cache2")), "--output-dir", str(two)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env.pop("LAYERKD_FAULT", None)
-    t0 = time.time()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    t_two = time.time() - t0
+    for attempt in (1, 2):
+        two = tmp_path / f"two-{attempt}"
+        cmd = [*_launcher(), "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "layerkd.cli", "distill",
+               "--config", str(_config(d, teacher, tmp_path / f"cache2-{attempt}")), "--output-dir", str(two)]
+        t0 = time.time()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        t_two = time.time() - t0
+        # A rank aborted by std::terminate before the run wrote its first log line is gloo failing to start on
+        # a busy 2-core machine (seen twice in full test runs, never when this file runs alone): retried
+        # once, with a fresh port and directories. Any other failure, or the same one twice, fails the test.
+        started = (two / "log.jsonl").exists()
+        if proc.returncode == 0 or started or "terminate called" not in proc.stderr or attempt == 2:
+            break
+        warnings.warn(f"two-process launch aborted before training started; retrying once:\n{_failure(proc)}", stacklevel=1)
     assert proc.returncode == 0, _failure(proc)
 
     ra, rb = (json.loads((p / "results.json").read_text()) for p in (one, two))
@@ -150,7 +159,7 @@ def test_two_processes_match_one(setup, tmp_path):
     assert proc.stdout.count("saved to") == 1, proc.stdout
     # the teacher cache was built once (by one process) and shared
     assert proc.stderr.count("teacher cache: computing") == 1, proc.stderr[-3000:]
-    assert len(list((tmp_path / "cache2" / "teacher").iterdir())) == len(list((tmp_path / "cache1" / "teacher").iterdir()))
+    assert len(list((tmp_path / f"cache2-{attempt}" / "teacher").iterdir())) == len(list((tmp_path / "cache1" / "teacher").iterdir()))
 
     dest = os.environ.get("LAYERKD_RELIABILITY_OUT")
     if dest:
