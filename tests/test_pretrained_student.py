@@ -25,7 +25,7 @@ def _file_tensors(model_dir: Path) -> dict[str, torch.Tensor]:
 def _assert_loaded(student, tensors: dict[str, torch.Tensor]) -> None:
     """Every encoder weight of the file is in the student unchanged (keys may carry the HF
     base-model prefix, e.g. ``bert.``)."""
-    state = {k: v for k, v in student.hf.state_dict().items()}
+    state = student.hf.state_dict()
     matched = 0
     for name, value in tensors.items():
         if "classifier" in name or "pooler" in name:

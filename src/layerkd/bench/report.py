@@ -35,8 +35,9 @@ Conventions (also written into the report):
   (evaluation set × task × student × best/last) are given beside the raw ones.
 
 This module holds :func:`build_report` and the aggregation; which tests run on which seeds is in
-:mod:`layerkd.bench.significance`, reading the results in :mod:`layerkd.bench.results`, the figure data in :mod:`layerkd.bench.report_figures`
-(drawn by :mod:`layerkd.bench.figures`) and the markdown in :mod:`layerkd.bench.report_md`.
+:mod:`layerkd.bench.significance`, reading the results in :mod:`layerkd.bench.results`, the
+figure data in :mod:`layerkd.bench.report_figures` (drawn by :mod:`layerkd.bench.figures`) and
+the markdown in :mod:`layerkd.bench.report_md`.
 """
 
 from __future__ import annotations
@@ -222,11 +223,11 @@ def build_report(
       and student where both have results (:mod:`layerkd.bench.significance`); written to
       ``comparisons.csv`` and a report section. A method with no result that neither an
       ``expected`` cell nor ``declared_methods`` (e.g. every method of the suite files) names is a
-      ConfigError;
+      ConfigError.
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
-    :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures", "missing",
-    "skipped", "failed", "superseded", "n_results", "report"}``.
+    :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures",
+    "missing", "skipped", "failed", "superseded", "n_results", "report"}``.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if n_boot < 1:
@@ -300,7 +301,8 @@ def build_report(
 
     # ---------------------------------------------------------------- tests
     tests = baseline_tests(groups, baseline, n_boot, seed, order)
-    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order, declared=[e[2] for e in exp] + list(declared_methods))
+    comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order,
+                                       declared=[e[2] for e in exp] + list(declared_methods))
     test_at = {(t["eval_set"], t["task"], t["student"], t["method"], t["which"]): t for t in tests}
 
     # ---------------------------------------------------------------- GLUE average
@@ -356,7 +358,8 @@ def build_report(
     _atomic_write(out_dir / "glue_average.csv", _csv_text(glue_rows, glue_cols))
 
     md = _markdown(results_dir=results_dir, out_dir=out_dir, runs=runs, skipped=skipped, failed=failed, rows=rows,
-                   teachers=teachers, tests=tests, test_at=test_at, comparisons=comparisons_run, glue_rows=glue_rows, teacher_glue=teacher_glue,
+                   teachers=teachers, tests=tests, test_at=test_at, comparisons=comparisons_run,
+                   glue_rows=glue_rows, teacher_glue=teacher_glue,
                    student_tasks=student_tasks, tasks=tasks, students=students, methods=methods,
                    eval_sets=eval_sets, task_by_name=task_by_name, baseline=baseline, n_boot=n_boot, seed=seed,
                    figures=fig_records, figures_on=figures, expected=bool(exp), missing=missing, stale=stale,
