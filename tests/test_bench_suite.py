@@ -133,3 +133,20 @@ def test_failed_cell_is_recorded_and_the_suite_goes_on(tmp_path, tiny_teacher_di
     assert failure["returncode"] == 2 and any("layer" in line for line in failure["tail"])
     assert [r.status for r in plan(s, results)] == ["failed"]
     assert finished_results(results) == []
+
+
+def test_format_plan_columns_stay_aligned_with_long_labels():
+    from layerkd.bench.runner import CellStatus
+    from layerkd.bench.suite import Cell
+
+    rows = [CellStatus(Cell("mrpc", "L3-pretrained", "x", "universal+rail", 1, None, key="a" * 16), "todo", 402.0),
+            CellStatus(Cell("sst-2", "L2", "bottom:2", "ce", 2, None, key="b" * 16), "done", 60.0, False)]
+    lines = format_plan(rows).splitlines()
+    header, first, second = lines[:3]
+    # every column starts at the same offset in the header and in each row
+    for col, values in (("student", ("L3-pretrained", "L2")), ("method", ("universal+rail", "ce")),
+                        ("status", ("todo", "done"))):
+        at = header.index(col)
+        assert first.index(values[0]) == at and second.index(values[1], 17) == at
+    assert first.endswith("6.7 min") and second.endswith("~1.0 min")
+    assert "2 cells: 1 done, 1 todo" in lines[-2] and "0.1 h for 1 cells" in lines[-1]

@@ -109,12 +109,19 @@ def plan(suite: Suite, results: Path) -> list[CellStatus]:
 
 
 def format_plan(rows: list[CellStatus]) -> str:
-    lines = [f"{'key':16s}  {'task':6s} {'student':10s} {'method':18s} {'seed':>4s}  {'status':10s} estimate"]
+    """The ``--dry-run`` table: one aligned row per cell, then counts and the time left.
+
+    Column widths follow the longest task, student and method label, so long labels
+    (``L3-pretrained``, ``universal+rail``) never push a row out of line."""
+    wt = max([4] + [len(r.cell.task) for r in rows])
+    ws = max([7] + [len(r.cell.student_label) for r in rows])
+    wm = max([6] + [len(r.cell.method) for r in rows])
+    lines = [f"{'key':16s}  {'task':{wt}s} {'student':{ws}s} {'method':{wm}s} {'seed':>4s}  {'status':10s} estimate"]
     todo_known, todo_unknown = 0.0, 0
     for r in rows:
         c = r.cell
         est = "—" if r.estimate is None else f"{'~' if not r.estimate_exact else ''}{r.estimate / 60:.1f} min"
-        lines.append(f"{c.key:16s}  {c.task:6s} {c.student_label:10s} {c.method:18s} {c.seed:4d}  {r.status:10s} {est}")
+        lines.append(f"{c.key:16s}  {c.task:{wt}s} {c.student_label:{ws}s} {c.method:{wm}s} {c.seed:4d}  {r.status:10s} {est}")
         if r.status != "done":
             if r.estimate is None:
                 todo_unknown += 1
