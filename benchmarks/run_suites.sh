@@ -8,8 +8,13 @@
 #   3. ild on RTE, the internal schedules, the pretrained student, then ild on SST-2 and CoLA
 #   4. everything else (STS-B needs its teacher first: bash benchmarks/teachers.sh sts-b)
 # Results: <cells folder>/<key>.json (see R below); then `bash benchmarks/report.sh <cells folder> <report folder>`.
+#
+# Lanes: LAYERKD_LANES=2 bash benchmarks/run_suites.sh starts two copies of this script on the same results
+# folder (one thread each unless OMP_NUM_THREADS is set; LAYERKD_LANE_GAP seconds apart, default 20); `layerkd bench` claims each cell before running it, so a
+# copy skips the cells the other one is running and every cell runs once. Logs: <cells folder>/runs/lane-<i>.log.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+lanes="${LAYERKD_LANES:-1}"
 export LAYERKD_WORK="${LAYERKD_WORK:-$repo/../layerkd-work}"
 export LAYERKD_SHARED="${LAYERKD_SHARED:-$repo/../shared}"
 export LAYERKD_CACHE="${LAYERKD_CACHE:-$LAYERKD_WORK/cache}"
@@ -21,6 +26,15 @@ layerkd="${LAYERKD_BIN:-$repo/.venv/bin/layerkd}"
 R="${LAYERKD_CELLS:-$repo/benchmarks/results/cells-t2}"
 S="$repo/configs/suites"
 b() { "$layerkd" bench "$@" --results "$R"; }
+if [ "$lanes" -gt 1 ]; then
+  mkdir -p "$R/runs"
+  for i in $(seq 1 "$lanes"); do
+    LAYERKD_LANES=1 bash "$0" > "$R/runs/lane-$i.log" 2>&1 &
+    sleep "${LAYERKD_LANE_GAP:-20}"   # let the first lane claim its first cell before the next one plans
+  done
+  wait
+  exit 0
+fi
 core=(--method ce --method kd --method pkd --method alp --method rail --method universal --method universal+alp)
 b "$S/ild.yaml" --task mrpc "${core[@]}" --seed 1
 b "$S/ild.yaml" --task mrpc "${core[@]}" --seed 2

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from layerkd import toy
-from layerkd.bench.runner import finished_results, format_plan, plan, run_suite
+from layerkd.bench.runner import cell_env, claim_cell, finished_results, format_plan, plan, run_suite
 from layerkd.bench.suite import load_suite
 from layerkd.errors import ConfigError
 
@@ -98,7 +101,7 @@ def test_run_resume_and_skip(tmp_path, tiny_teacher_dir, toy_data, vars_, monkey
     results = tmp_path / "results"
     assert [r.status for r in plan(s, results)] == ["todo", "todo"]
     counts = run_suite(s, results, echo=lambda m: None)
-    assert counts == {"ran": 2, "skipped": 0, "failed": 0, "no_teacher": 0}
+    assert counts == {"ran": 2, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
     recs = {r["key"]: r for r in finished_results(results)}
     assert set(recs) == {c.key for c in s.cells}
     r = recs[s.cells[0].key]
@@ -150,3 +153,64 @@ def test_format_plan_columns_stay_aligned_with_long_labels():
         assert first.index(values[0]) == at and second.index(values[1], 17) == at
     assert first.endswith("6.7 min") and second.endswith("~1.0 min")
     assert "2 cells: 1 done, 1 todo" in lines[-2] and "0.1 h for 1 cells" in lines[-1]
+
+
+def _launches(results: Path, key: str) -> int:
+    """How many times a cell's subprocess was started (run_cell writes one '# <time> <command>' line each)."""
+    log = results / "runs" / f"{key}.log"
+    return sum(line.startswith("# ") and " distill " in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_claimed_cell_is_left_to_the_process_holding_it(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+    monkeypatch.setenv("LAYERKD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    s = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce",)), vars_)
+    results = tmp_path / "results"
+    held, free = s.cells
+    with claim_cell(results, held.key) as mine:  # as another bench process would while it trains the cell
+        assert mine
+        with claim_cell(results, held.key) as again:
+            assert not again  # a second claim fails at once instead of waiting
+        assert [r.status for r in plan(s, results)] == ["running", "todo"]
+        assert "1 running" in format_plan(plan(s, results))
+        counts = run_suite(s, results, echo=lambda m: None)
+    assert counts == {"ran": 1, "skipped": 0, "running": 1, "failed": 0, "no_teacher": 0}
+    assert not (results / f"{held.key}.json").exists() and _launches(results, held.key) == 0
+    assert (results / f"{free.key}.json").exists()
+    assert [r.status for r in plan(s, results)] == ["todo", "done"]  # released: the next bench runs it
+
+
+def test_workers_run_every_cell_exactly_once(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+    monkeypatch.setenv("LAYERKD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    s = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce", "kd"), seeds=(1,)), vars_)
+    results = tmp_path / "results"
+    counts = run_suite(s, results, workers=3, echo=lambda m: None)  # more workers than cells
+    assert counts == {"ran": 2, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
+    assert {r["key"] for r in finished_results(results)} == {c.key for c in s.cells}
+    assert [_launches(results, c.key) for c in s.cells] == [1, 1]
+    with pytest.raises(ValueError, match="workers"):
+        run_suite(s, results, workers=0)
+
+
+def test_two_bench_processes_share_one_results_directory(tmp_path, tiny_teacher_dir, toy_data, vars_):
+    suite = _suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce",), seeds=(1, 2, 3))
+    results = tmp_path / "results"
+    env = {**os.environ, "LAYERKD_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "layerkd.cli", "bench", str(suite), "--results", str(results),
+           "--var", f"data={vars_['data']}", "--var", f"teachers={vars_['teachers']}"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ran = [int(out.split("ran ")[1].split(",")[0]) for out, _ in outs]
+    assert sum(ran) == 3  # between them every cell ran, none twice
+    keys = [c.key for c in load_suite(suite, vars_).cells]
+    assert [_launches(results, k) for k in keys] == [1, 1, 1]
+    assert len(finished_results(results)) == 3
+
+
+def test_cell_env_splits_the_cores_between_workers():
+    assert cell_env(1, {}, cpus=8) is None  # one cell at a time: inherit the environment
+    assert cell_env(2, {"PATH": "/bin"}, cpus=8) == {"PATH": "/bin", "OMP_NUM_THREADS": "4"}
+    assert cell_env(3, {}, cpus=2)["OMP_NUM_THREADS"] == "1"  # never below one thread
+    assert cell_env(4, {"OMP_NUM_THREADS": "2"}, cpus=16) is None  # the user's setting wins

@@ -329,6 +329,9 @@ def bench(
     seed: Annotated[list[int] | None, typer.Option("--seed", help="only these seeds (repeatable)")] = None,
     keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep each cell's model directory")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop at the first failing cell")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="cells run at once (each with cpu_count/N threads "
+                                         "unless OMP_NUM_THREADS is set); other bench processes on the same "
+                                         "results directory are safe too")] = 1,
 ) -> None:
     """Run an experiment suite: every cell not yet done, resumable, one result file per cell."""
     from .bench.runner import format_plan, plan, run_suite  # noqa: PLC0415
@@ -342,9 +345,12 @@ def bench(
         typer.echo(f"suite {s.name}: {s.description}".rstrip(": "))
         typer.echo(format_plan(plan(s, results)))
         return
-    counts = run_suite(s, results, keep_runs=keep_runs, fail_fast=fail_fast, echo=lambda m: typer.echo(m, err=True))
+    counts = run_suite(s, results, keep_runs=keep_runs, fail_fast=fail_fast, workers=workers,
+                       echo=lambda m: typer.echo(m, err=True))
     typer.echo(f"suite {s.name}: ran {counts['ran']}, already done {counts['skipped']}, failed {counts['failed']}, "
-               f"without teacher {counts['no_teacher']} (results in {results})")
+               f"without teacher {counts['no_teacher']}"
+               + (f", left to another process {counts['running']}" if counts["running"] else "")
+               + f" (results in {results})")
     if counts["failed"]:
         raise typer.Exit(1)
 

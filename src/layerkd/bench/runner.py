@@ -7,6 +7,7 @@ Layout of a results directory::
     RESULTS/runs/<key>/         a cell in progress: `layerkd distill` output with checkpoints
     RESULTS/runs/<key>.yaml     the cell's resolved run config (what the subprocess runs)
     RESULTS/runs/<key>.log      its stdout/stderr
+    RESULTS/runs/<key>.lock     held (``flock``) by the process running the cell
 
 Each cell runs as its own ``layerkd distill`` subprocess (a crash or an out-of-memory kill in one
 cell cannot take the suite down, and no global state leaks between cells). A cell whose run
@@ -14,25 +15,44 @@ directory holds checkpoints is resumed with ``--resume``; a finished cell (its `
 exists and parses) is never rerun. Once a cell's result file is written atomically its run
 directory is deleted unless ``keep_runs`` (the student weights are not needed by the report).
 
+**Parallel runs.** A cell is *claimed* before it runs: an exclusive, non-blocking ``flock`` on
+``runs/<key>.lock``, released by the kernel when the process ends, however it ends (no stale
+locks after a crash). Several ``layerkd bench`` processes can therefore share one results
+directory — on one machine, or on several machines over a file system with working ``flock`` —
+and each cell runs once: a process skips a cell another one holds (status ``running``) and, once
+it holds the claim, checks again that the result was not written in the meantime. ``workers=N``
+runs N cells at a time from one process (N threads, each starting one subprocess at a time) and,
+unless ``OMP_NUM_THREADS`` is set, gives each cell ``cpu_count // N`` (at least 1) intra-op
+threads, so N single-threaded cells on N cores instead of N processes fighting over every core.
+Without ``fcntl`` (Windows) claims always succeed: one process per results directory there.
+
 Time estimates (``--dry-run``) use the wall time of finished cells in the same results directory:
 the median over the same task and method, else over the same task (marked ``~``), else unknown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
+import os
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one bench process per results directory
+    fcntl = None  # type: ignore[assignment]
 
 from ..checkpoint import atomic_write_text
 from ..config import dump_config
@@ -46,7 +66,7 @@ SCHEMA = "layerkd.bench.result/1"
 @dataclass
 class CellStatus:
     cell: Cell
-    status: str  # done | todo | resume | no-teacher | failed
+    status: str  # done | todo | resume | running | no-teacher | failed
     estimate: float | None = None
     estimate_exact: bool = True
 
@@ -61,6 +81,46 @@ def read_result(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def _lock_path(results: Path, key: str) -> Path:
+    return results / "runs" / f"{key}.lock"
+
+
+@contextlib.contextmanager
+def claim_cell(results: Path, key: str, *, wait: bool = False) -> Iterator[bool]:
+    """Hold the cell's lock for the ``with`` block; yields False when another process holds it.
+
+    ``wait=True`` blocks until the lock is free instead (used for the brief update of a finished
+    cell's suite list). The lock file stays behind in ``runs/``; only the lock on it matters."""
+    path = _lock_path(results, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as fh:
+        held = True
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                held = False
+        try:
+            yield held
+        finally:
+            if held and fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def cell_is_running(results: Path, key: str) -> bool:
+    """Whether another process holds the cell's claim right now (nothing is created)."""
+    path = _lock_path(results, key)
+    if fcntl is None or not path.exists():
+        return False
+    with open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def finished_results(results: Path) -> list[dict[str, Any]]:
@@ -95,6 +155,8 @@ def plan(suite: Suite, results: Path) -> list[CellStatus]:
             st = "done"
         elif not c.teacher_hash:
             st = "no-teacher"
+        elif cell_is_running(results, c.key):
+            st = "running"
         elif (results / "runs" / c.key / "checkpoints").is_dir():
             st = "resume"
         elif (results / f"{c.key}.failed.json").exists():
@@ -127,7 +189,7 @@ def format_plan(rows: list[CellStatus]) -> str:
                 todo_unknown += 1
             else:
                 todo_known += r.estimate
-    n = {s: sum(r.status == s for r in rows) for s in ("done", "todo", "resume", "failed", "no-teacher")}
+    n = {s: sum(r.status == s for r in rows) for s in ("done", "running", "todo", "resume", "failed", "no-teacher")}
     lines.append(f"\n{len(rows)} cells: " + ", ".join(f"{v} {k}" for k, v in n.items() if v))
     left = len(rows) - n["done"]
     if left:
@@ -150,9 +212,22 @@ def _teacher_record(c: Cell) -> dict[str, Any]:
     return rec
 
 
+def cell_env(workers: int, environ: dict[str, str] | None = None, cpus: int | None = None) -> dict[str, str] | None:
+    """The environment of a cell's subprocess: inherited, plus ``OMP_NUM_THREADS = cpus // workers``
+    (at least 1) when several cells run at once and the user has not set it. None = inherit as is."""
+    environ = dict(os.environ if environ is None else environ)
+    if workers <= 1 or environ.get("OMP_NUM_THREADS"):
+        return None
+    environ["OMP_NUM_THREADS"] = str(max(1, (cpus or os.cpu_count() or 1) // workers))
+    return environ
+
+
 def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, echo: Callable[[str], None] = print,
-             python: str | None = None) -> dict[str, Any]:
-    """Run one cell as a ``layerkd distill`` subprocess and write its result file atomically."""
+             python: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one cell as a ``layerkd distill`` subprocess and write its result file atomically.
+
+    The caller holds the cell's claim (:func:`claim_cell`); ``env`` is the subprocess environment
+    (None: inherit)."""
     from .suite import unsubstitute  # noqa: PLC0415
 
     runs = results / "runs"
@@ -167,7 +242,7 @@ def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, e
     with open(log_file, "a", encoding="utf-8") as fh:
         fh.write(f"\n# {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False, env=env)
     wall = time.time() - start
     if proc.returncode != 0 or not (run_dir / "results.json").exists():
         tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-12:]
@@ -202,46 +277,98 @@ def _now() -> str:
 
 
 def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast: bool = False, retry_failed: bool = True,
-              echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every cell of ``suite`` that is not done. Returns counts (ran, skipped, failed, no_teacher)."""
+              workers: int = 1, echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every cell of ``suite`` that is not done, ``workers`` at a time.
+
+    Returns counts: ran, skipped (already done), running (claimed by another process, left to it),
+    failed, no_teacher. With ``fail_fast`` no new cell starts after the first failure (cells
+    already running in other workers finish)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     results.mkdir(parents=True, exist_ok=True)
-    counts = {"ran": 0, "skipped": 0, "failed": 0, "no_teacher": 0}
+    counts = {"ran": 0, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
     rows = plan(suite, results)
     total = len(rows)
+    env = cell_env(workers)
+    lock = threading.Lock()
+    todo: list[tuple[int, CellStatus]] = []
     for i, r in enumerate(rows, 1):
         c = r.cell
-        tag = f"[{i}/{total}] {c.task} {c.student_label} {c.method} seed {c.seed} ({c.key})"
         if r.status == "done":
             _add_suite(results, c.key, suite.name)
             counts["skipped"] += 1
-            continue
-        if r.status == "no-teacher":
-            echo(f"{tag}: teacher {c.teacher_path} not found, skipped")
+        elif r.status == "no-teacher":
+            echo(f"{_tag(i, total, c)}: teacher {c.teacher_path} not found, skipped")
             counts["no_teacher"] += 1
-            continue
-        if r.status == "failed" and not retry_failed:
+        elif r.status == "failed" and not retry_failed:
             counts["failed"] += 1
-            continue
-        echo(f"{tag}: {'resuming' if r.status == 'resume' else 'running'}")
-        try:
-            rec = run_cell(c, suite, results, keep_runs=keep_runs, echo=echo)
-        except RuntimeError as exc:
-            echo(f"{tag}: {exc}")
-            counts["failed"] += 1
-            if fail_fast:
-                break
-            continue
-        res = rec["result"]
-        metric = res["main_metric"]
-        echo(f"{tag}: {metric} best {res['best'][metric]:.4f} last {res['last'][metric]:.4f} "
-             f"({rec['wall_seconds'] / 60:.1f} min)")
-        counts["ran"] += 1
+        else:
+            todo.append((i, r))
+    queue = iter(todo)
+    stop = threading.Event()
+
+    def count(key: str) -> None:
+        with lock:
+            counts[key] += 1
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                item = next(queue, None)
+            if item is None:
+                return
+            i, r = item
+            c, tag = r.cell, _tag(i, total, r.cell)
+            with claim_cell(results, c.key) as mine:
+                if not mine:
+                    echo(f"{tag}: running in another process, skipped")
+                    count("running")
+                    continue
+                if read_result(result_path(results, c.key)) is not None:  # finished while we planned
+                    _add_suite(results, c.key, suite.name, locked=True)
+                    count("skipped")
+                    continue
+                resume = (results / "runs" / c.key / "checkpoints").is_dir()
+                echo(f"{tag}: {'resuming' if resume else 'running'}")
+                try:
+                    rec = run_cell(c, suite, results, keep_runs=keep_runs, echo=echo, env=env)
+                except RuntimeError as exc:
+                    echo(f"{tag}: {exc}")
+                    count("failed")
+                    if fail_fast:
+                        stop.set()
+                    continue
+            res = rec["result"]
+            metric = res["main_metric"]
+            echo(f"{tag}: {metric} best {res['best'][metric]:.4f} last {res['last'][metric]:.4f} "
+                 f"({rec['wall_seconds'] / 60:.1f} min)")
+            count("ran")
+
+    if workers == 1:
+        worker()
+    else:
+        threads = [threading.Thread(target=worker, name=f"layerkd-bench-{k}") for k in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return counts
 
 
-def _add_suite(results: Path, key: str, name: str) -> None:
+def _tag(i: int, total: int, c: Cell) -> str:
+    return f"[{i}/{total}] {c.task} {c.student_label} {c.method} seed {c.seed} ({c.key})"
+
+
+def _add_suite(results: Path, key: str, name: str, *, locked: bool = False) -> None:
+    """Record that suite ``name`` contains the finished cell ``key`` (under the cell's lock, so two
+    processes adding different suites cannot lose one of the updates)."""
     p = result_path(results, key)
     r = read_result(p)
-    if r is not None and name not in r.get("suites", []):
-        r["suites"] = [*r.get("suites", []), name]
-        atomic_write_text(p, json.dumps(r, indent=1, default=float))
+    if r is None or name in r.get("suites", []):
+        return
+    if not locked:
+        with claim_cell(results, key, wait=True):
+            _add_suite(results, key, name, locked=True)  # reads the file again under the lock
+        return
+    r["suites"] = [*r.get("suites", []), name]
+    atomic_write_text(p, json.dumps(r, indent=1, default=float))
