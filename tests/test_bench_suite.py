@@ -153,6 +153,8 @@ def test_format_plan_columns_stay_aligned_with_long_labels():
         assert first.index(values[0]) == at and second.index(values[1], 17) == at
     assert first.endswith("6.7 min") and second.endswith("~1.0 min")
     assert "2 cells: 1 done, 1 todo" in lines[-2] and "0.1 h for 1 cells" in lines[-1]
+    rows.append(CellStatus(Cell("rte", "L2", "bottom:2", "kd", 1, None, key="c" * 16), "todo", 1440.0))
+    assert format_plan(rows, workers=2).splitlines()[-1] == "estimated time left: 0.5 h for 2 cells (0.3 h with 2 workers)"
 
 
 def _launches(results: Path, key: str) -> int:
@@ -173,6 +175,7 @@ def test_a_claimed_cell_is_left_to_the_process_holding_it(tmp_path, tiny_teacher
             assert not again  # a second claim fails at once instead of waiting
         assert [r.status for r in plan(s, results)] == ["running", "todo"]
         assert "1 running" in format_plan(plan(s, results))
+        assert format_plan(plan(s, results)).endswith("for 0 cells + 1 cells without an estimate")  # running: not left
         counts = run_suite(s, results, echo=lambda m: None)
     assert counts == {"ran": 1, "skipped": 0, "running": 1, "failed": 0, "no_teacher": 0}
     assert not (results / f"{held.key}.json").exists() and _launches(results, held.key) == 0

@@ -343,7 +343,7 @@ def bench(
     s.cells = keep
     if dry_run:
         typer.echo(f"suite {s.name}: {s.description}".rstrip(": "))
-        typer.echo(format_plan(plan(s, results)))
+        typer.echo(format_plan(plan(s, results), workers=workers))
         return
     counts = run_suite(s, results, keep_runs=keep_runs, fail_fast=fail_fast, workers=workers,
                        echo=lambda m: typer.echo(m, err=True))

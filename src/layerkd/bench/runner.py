@@ -170,8 +170,10 @@ def plan(suite: Suite, results: Path) -> list[CellStatus]:
     return out
 
 
-def format_plan(rows: list[CellStatus]) -> str:
-    """The ``--dry-run`` table: one aligned row per cell, then counts and the time left.
+def format_plan(rows: list[CellStatus], workers: int = 1) -> str:
+    """The ``--dry-run`` table: one aligned row per cell, then counts and the time left
+    (cells still to run, not ``running`` ones; with ``workers`` > 1 also the wall time if the cells
+    split evenly — estimates come from finished cells, which may have run with other thread counts).
 
     Column widths follow the longest task, student and method label, so long labels
     (``L3-pretrained``, ``universal+rail``) never push a row out of line."""
@@ -184,16 +186,17 @@ def format_plan(rows: list[CellStatus]) -> str:
         c = r.cell
         est = "—" if r.estimate is None else f"{'~' if not r.estimate_exact else ''}{r.estimate / 60:.1f} min"
         lines.append(f"{c.key:16s}  {c.task:{wt}s} {c.student_label:{ws}s} {c.method:{wm}s} {c.seed:4d}  {r.status:10s} {est}")
-        if r.status != "done":
+        if r.status not in ("done", "running"):
             if r.estimate is None:
                 todo_unknown += 1
             else:
                 todo_known += r.estimate
     n = {s: sum(r.status == s for r in rows) for s in ("done", "running", "todo", "resume", "failed", "no-teacher")}
     lines.append(f"\n{len(rows)} cells: " + ", ".join(f"{v} {k}" for k, v in n.items() if v))
-    left = len(rows) - n["done"]
+    left = len(rows) - n["done"] - n["running"]
     if left:
         lines.append(f"estimated time left: {todo_known / 3600:.1f} h for {left - todo_unknown} cells"
+                     + (f" ({todo_known / 3600 / workers:.1f} h with {workers} workers)" if workers > 1 else "")
                      + (f" + {todo_unknown} cells without an estimate" if todo_unknown else ""))
     return "\n".join(lines)
 
