@@ -196,6 +196,30 @@ def test_workers_run_every_cell_exactly_once(tmp_path, tiny_teacher_dir, toy_dat
         run_suite(s, results, workers=0)
 
 
+def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+    import signal
+    import threading
+    import time
+
+    from layerkd.bench import runner
+
+    s = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce", "kd"), seeds=(1, 2, 3)), vars_)
+    started, threads_before = [], threading.active_count()
+
+    def fake_run_cell(c, *a, **k):  # stands in for a cell's subprocess; the first one is interrupted
+        started.append(c.key)
+        if len(started) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # to the whole process, as a terminal's Ctrl-C
+        time.sleep(0.3)
+        return {"result": {"main_metric": "m", "best": {"m": 1.0}, "last": {"m": 1.0}}, "wall_seconds": 0.3}
+
+    monkeypatch.setattr(runner, "run_cell", fake_run_cell)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(s, tmp_path / "results", workers=2, echo=lambda m: None)
+    assert len(started) <= 2  # the two workers' first cells, nothing after
+    assert threading.active_count() == threads_before  # and no worker thread is left behind
+
+
 def test_two_bench_processes_share_one_results_directory(tmp_path, tiny_teacher_dir, toy_data, vars_):
     suite = _suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce",), seeds=(1, 2, 3))
     results = tmp_path / "results"

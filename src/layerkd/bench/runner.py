@@ -351,10 +351,18 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
         worker()
     else:
         threads = [threading.Thread(target=worker, name=f"layerkd-bench-{k}") for k in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():  # short joins: a blocked join would not wake the main thread for Ctrl-C
+                    t.join(0.2)
+        except KeyboardInterrupt:  # Ctrl-C reaches the cells' subprocesses too; start no new cell, then stop
+            stop.set()
+            for t in threads:
+                if t.ident is not None:  # started
+                    t.join()
+            raise
     return counts
 
 
