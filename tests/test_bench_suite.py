@@ -204,7 +204,7 @@ def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_
     from layerkd.bench import runner
 
     s = load_suite(_suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce", "kd"), seeds=(1, 2, 3)), vars_)
-    started, threads_before = [], threading.active_count()
+    started = []
 
     def fake_run_cell(c, *a, **k):  # stands in for a cell's subprocess; the first one is interrupted
         started.append(c.key)
@@ -217,7 +217,9 @@ def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_
     with pytest.raises(KeyboardInterrupt):
         run_suite(s, tmp_path / "results", workers=2, echo=lambda m: None)
     assert len(started) <= 2  # the two workers' first cells, nothing after
-    assert threading.active_count() == threads_before  # and no worker thread is left behind
+    # and no worker thread is left behind (by name: other libraries may start threads of their own,
+    # which made a thread count flaky in CI)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("layerkd-bench-")] == []
 
 
 def test_two_bench_processes_share_one_results_directory(tmp_path, tiny_teacher_dir, toy_data, vars_):
