@@ -222,6 +222,23 @@ def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_
     assert [t.name for t in threading.enumerate() if t.name.startswith("layerkd-bench-")] == []
 
 
+def test_sigint_while_workers_start_is_held_until_they_all_have():
+    import signal
+
+    from layerkd.bench.runner import _sigint_deferred
+
+    after = []
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            after.append("still running")  # the block is not cut short: every thread gets started
+    assert after == ["still running"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    with _sigint_deferred():  # and without a signal nothing is raised
+        after.append("quiet")
+    assert after == ["still running", "quiet"]
+
+
 def test_two_bench_processes_share_one_results_directory(tmp_path, tiny_teacher_dir, toy_data, vars_):
     suite = _suite(tmp_path, tiny_teacher_dir, toy_data, methods=("ce",), seeds=(1, 2, 3))
     results = tmp_path / "results"

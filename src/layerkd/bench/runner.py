@@ -39,6 +39,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -352,18 +353,38 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
     else:
         threads = [threading.Thread(target=worker, name=f"layerkd-bench-{k}") for k in range(workers)]
         try:
-            for t in threads:
-                t.start()
+            with _sigint_deferred():  # a Ctrl-C inside Thread.start() would leave a thread nobody joins
+                for t in threads:
+                    t.start()
             for t in threads:
                 while t.is_alive():  # short joins: a blocked join would not wake the main thread for Ctrl-C
                     t.join(0.2)
         except KeyboardInterrupt:  # Ctrl-C reaches the cells' subprocesses too; start no new cell, then stop
             stop.set()
             for t in threads:
-                if t.ident is not None:  # started
-                    t.join()
+                t.join()
             raise
     return counts
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back SIGINT for the block, then hand it to the handler that was in place (Python's
+    default raises KeyboardInterrupt). Outside the main thread, where Python cannot set signal
+    handlers, the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)
+    elif caught and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
 
 
 def _tag(i: int, total: int, c: Cell) -> str:
