@@ -196,7 +196,18 @@ def test_workers_run_every_cell_exactly_once(tmp_path, tiny_teacher_dir, toy_dat
         run_suite(s, results, workers=0)
 
 
-def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch):
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler for the test: a process started in the background from a
+    non-interactive shell (nohup …&, some CI runners) inherits SIGINT *ignored*."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_data, vars_, monkeypatch, sigint_raises):
     import signal
     import threading
     import time
@@ -222,7 +233,7 @@ def test_ctrl_c_with_workers_starts_no_new_cell(tmp_path, tiny_teacher_dir, toy_
     assert [t.name for t in threading.enumerate() if t.name.startswith("layerkd-bench-")] == []
 
 
-def test_sigint_while_workers_start_is_held_until_they_all_have():
+def test_sigint_while_workers_start_is_held_until_they_all_have(sigint_raises):
     import signal
 
     from layerkd.bench.runner import _sigint_deferred
