@@ -239,3 +239,21 @@ def test_two_process_run_killed_and_resumed(setup, tiny_teacher_dir, tmp_path):
             "killed_at": "step:7 (mid-step, 2 processes; the launcher stops the other process)",
             "resumed_from": "step-0000006", "weights_identical": True, "metrics": {"ref": ra["best"], "resumed": rb["best"]},
             "seconds": round(time.time() - t0, 1)}, indent=1))
+
+
+def test_end_distributed_destroys_the_process_group(monkeypatch):
+    """The CLI tears the group down itself: left to interpreter exit, gloo aborted a finished rank."""
+    import torch.distributed as dist
+
+    from layerkd.stages.common import end_distributed
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as `accelerate launch` sets it; the group itself is 1 process
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    assert dist.is_initialized()
+    end_distributed()
+    assert not dist.is_initialized()
+    end_distributed()  # twice, or without a group: a no-op
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    end_distributed()

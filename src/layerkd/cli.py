@@ -410,6 +410,9 @@ def main() -> None:
     _setup_logging(verbose=bool(os.environ.get("LAYERKD_VERBOSE")))
     try:
         app(standalone_mode=False)
+        from .stages.common import end_distributed  # noqa: PLC0415
+
+        end_distributed()  # after a distributed command: see its docstring
     except LayerKDError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

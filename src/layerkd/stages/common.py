@@ -99,6 +99,20 @@ def barrier() -> None:
         _process_state().wait_for_everyone()
 
 
+def end_distributed() -> None:
+    """Tear the process group down at the end of a distributed command (a no-op otherwise).
+
+    Left to the interpreter's exit, gloo's process group is destroyed with its threads still
+    joinable, and a rank can abort (``terminate called without an active exception``, SIGABRT)
+    after the run has finished and written its results — seen on a loaded 2-core machine."""
+    if not distributed():
+        return
+    import torch.distributed as dist  # noqa: PLC0415
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @contextmanager
 def output_directory(path: str | None, *, overwrite: bool, resume: bool):
     """Create the run directory; on a user error before the first checkpoint, remove it again.
