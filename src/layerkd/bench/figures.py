@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,19 @@ def _annotate_cells(ax, im, values: np.ndarray, fmt) -> None:
             ax.text(j, i, fmt(v), ha="center", va="center", fontsize=8, color="white" if dark else "black")
 
 
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters (at spaces)."""
+    return "\n".join(textwrap.wrap(text, max(width, 12))) or text
+
+
 def heatmap(path: Path, values: np.ndarray, *, row_labels: Sequence[Any], col_labels: Sequence[Any], row_name: str,
             col_name: str, title: str, colorbar_label: str, fmt=lambda v: f"{v:.2f}", vmin: float | None = 0.0,
             vmax: float | None = None, cmap: str = "viridis") -> Path:
     """A labelled heatmap with every cell's value written in it and a colour bar."""
     values = np.asarray(values, dtype=np.float64)
     r, c = values.shape
-    fig = _figure(max(4.0, 0.75 * c + 2.5), max(2.6, 0.55 * r + 1.8))
+    width, height = max(4.0, 0.75 * c + 2.5), max(2.6, 0.55 * r + 1.8)
+    fig = _figure(width, height)
     ax = fig.add_subplot(1, 1, 1)
     finite = values[~np.isnan(values)]
     top = float(vmax) if vmax is not None else (float(finite.max()) if finite.size else 1.0)
@@ -88,10 +95,10 @@ def heatmap(path: Path, values: np.ndarray, *, row_labels: Sequence[Any], col_la
     ax.set_yticks(range(r), [str(x) for x in row_labels])
     ax.set_xlabel(col_name)
     ax.set_ylabel(row_name)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, int(width * 10)), fontsize=10)  # a small map's text must not run off the figure
     _annotate_cells(ax, im, values, fmt)
     cb = fig.colorbar(im, ax=ax)
-    cb.set_label(colorbar_label)
+    cb.set_label(_wrap(colorbar_label, int(height * 9)))
     return _save(fig, path)
 
 
