@@ -411,7 +411,7 @@ def test_only_expected_needs_expected_cells_and_only_needs_a_suite(full_report, 
     assert not (tmp_path / "out").exists()
 
 
-def test_small_heatmap_wraps_title_and_colour_bar_label(tmp_path):
+def test_small_heatmap_wraps_title_and_colour_bar_label(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
@@ -425,13 +425,10 @@ def test_small_heatmap_wraps_title_and_colour_bar_label(tmp_path):
         seen["title"], seen["colorbar"] = ax.get_title(), cax.get_ylabel()
         return real_save(fig, path)
 
-    figures._save = keep
-    try:
-        figures.attention_heatmap(tmp_path / "a.png", np.full((2, 6), 1 / 6), row_labels=[1, 2], col_labels=range(1, 7),
-                                  title="universal attention over teacher layers — STS-B, L2, universal+rail (mean of 3 seeds)")
-    finally:
-        figures._save = real_save
-        plt.close("all")
+    monkeypatch.setattr(figures, "_save", keep)
+    figures.attention_heatmap(tmp_path / "a.png", np.full((2, 6), 1 / 6), row_labels=[1, 2], col_labels=range(1, 7),
+                              title="universal attention over teacher layers — STS-B, L2, universal+rail (mean of 3 seeds)")
+    plt.close("all")
     assert (tmp_path / "a.png").exists()
     # a 2 × 6 map is 7 × 2.9 inches: no line longer than the figure can show
     assert "\n" in seen["title"] and max(map(len, seen["title"].split("\n"))) <= 70

@@ -72,11 +72,6 @@ def _annotate_cells(ax, im, values: np.ndarray, fmt) -> None:
             ax.text(j, i, fmt(v), ha="center", va="center", fontsize=8, color="white" if dark else "black")
 
 
-def _wrap(text: str, width: int) -> str:
-    """``text`` broken into lines of at most ``width`` characters (at spaces)."""
-    return "\n".join(textwrap.wrap(text, max(width, 12))) or text
-
-
 def heatmap(path: Path, values: np.ndarray, *, row_labels: Sequence[Any], col_labels: Sequence[Any], row_name: str,
             col_name: str, title: str, colorbar_label: str, fmt=lambda v: f"{v:.2f}", vmin: float | None = 0.0,
             vmax: float | None = None, cmap: str = "viridis") -> Path:
@@ -95,10 +90,10 @@ def heatmap(path: Path, values: np.ndarray, *, row_labels: Sequence[Any], col_la
     ax.set_yticks(range(r), [str(x) for x in row_labels])
     ax.set_xlabel(col_name)
     ax.set_ylabel(row_name)
-    ax.set_title(_wrap(title, int(width * 10)), fontsize=10)  # a small map's text must not run off the figure
+    ax.set_title(textwrap.fill(title, int(width * 10)), fontsize=10)  # a small map's text must not run off the figure
     _annotate_cells(ax, im, values, fmt)
     cb = fig.colorbar(im, ax=ax)
-    cb.set_label(_wrap(colorbar_label, int(height * 9)))
+    cb.set_label(textwrap.fill(colorbar_label, int(height * 9)))
     return _save(fig, path)
 
 
