@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from layerkd import toy
-from layerkd.bench.runner import cell_env, claim_cell, finished_results, format_plan, plan, run_suite
+from layerkd.bench.runner import cell_env, format_plan, plan, run_suite
+from layerkd.bench.store import claim_cell, finished_results
 from layerkd.bench.suite import load_suite
 from layerkd.errors import ConfigError
 

@@ -25,6 +25,7 @@ runs N cells at a time from one process (N threads, each starting one subprocess
 unless ``OMP_NUM_THREADS`` is set, gives each cell ``cpu_count // N`` (at least 1) intra-op
 threads, so N single-threaded cells on N cores instead of N processes fighting over every core.
 Without ``fcntl`` (Windows) claims always succeed: one process per results directory there.
+The result files and the claim live in :mod:`.store`; this module plans and runs the cells.
 
 Time estimates (``--dry-run``) use the wall time of finished cells in the same results directory:
 the median over the same task and method, else over the same task (marked ``~``), else unknown.
@@ -50,19 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; one bench process per results directory
-    fcntl = None  # type: ignore[assignment]
-
 from ..checkpoint import atomic_write_text
 from ..config import dump_config
+from .results import SCHEMA
+from .store import _add_suite, cell_is_running, claim_cell, finished_results, read_result, result_path
 from .suite import Cell, Suite
 
 log = logging.getLogger("layerkd")
-
-SCHEMA = "layerkd.bench.result/1"
-
 
 @dataclass
 class CellStatus:
@@ -70,69 +65,6 @@ class CellStatus:
     status: str  # done | todo | resume | running | no-teacher | failed
     estimate: float | None = None
     estimate_exact: bool = True
-
-
-def result_path(results: Path, key: str) -> Path:
-    return results / f"{key}.json"
-
-
-def read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
-
-
-def _lock_path(results: Path, key: str) -> Path:
-    return results / "runs" / f"{key}.lock"
-
-
-@contextlib.contextmanager
-def claim_cell(results: Path, key: str, *, wait: bool = False) -> Iterator[bool]:
-    """Hold the cell's lock for the ``with`` block; yields False when another process holds it.
-
-    ``wait=True`` blocks until the lock is free instead (used for the brief update of a finished
-    cell's suite list). The lock file stays behind in ``runs/``; only the lock on it matters."""
-    path = _lock_path(results, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as fh:
-        held = True
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                held = False
-        try:
-            yield held
-        finally:
-            if held and fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def cell_is_running(results: Path, key: str) -> bool:
-    """Whether another process holds the cell's claim right now (nothing is created)."""
-    path = _lock_path(results, key)
-    if fcntl is None or not path.exists():
-        return False
-    with open(path, "rb") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return False
-
-
-def finished_results(results: Path) -> list[dict[str, Any]]:
-    out = []
-    for p in sorted(results.glob("*.json")):
-        if p.name.endswith(".failed.json"):
-            continue
-        r = read_result(p)
-        if r is not None:
-            out.append(r)
-    return out
 
 
 def _estimates(results: Path) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
@@ -389,18 +321,3 @@ def _sigint_deferred() -> Iterator[None]:
 
 def _tag(i: int, total: int, c: Cell) -> str:
     return f"[{i}/{total}] {c.task} {c.student_label} {c.method} seed {c.seed} ({c.key})"
-
-
-def _add_suite(results: Path, key: str, name: str, *, locked: bool = False) -> None:
-    """Record that suite ``name`` contains the finished cell ``key`` (under the cell's lock, so two
-    processes adding different suites cannot lose one of the updates)."""
-    p = result_path(results, key)
-    r = read_result(p)
-    if r is None or name in r.get("suites", []):
-        return
-    if not locked:
-        with claim_cell(results, key, wait=True):
-            _add_suite(results, key, name, locked=True)  # reads the file again under the lock
-        return
-    r["suites"] = [*r.get("suites", []), name]
-    atomic_write_text(p, json.dumps(r, indent=1, default=float))
