@@ -283,19 +283,31 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
     if workers == 1:
         worker()
     else:
-        threads = [threading.Thread(target=worker, name=f"layerkd-bench-{k}") for k in range(workers)]
+        finished = [threading.Event() for _ in range(workers)]
+
+        def run_worker(k: int) -> None:
+            try:
+                worker()
+            finally:
+                finished[k].set()
+
+        threads = [threading.Thread(target=run_worker, args=(k,), name=f"layerkd-bench-{k}") for k in range(workers)]
         try:
             with _sigint_deferred():  # a Ctrl-C inside Thread.start() would leave a thread nobody joins
                 for t in threads:
                     t.start()
-            for t in threads:
-                while t.is_alive():  # short joins: a blocked join would not wake the main thread for Ctrl-C
-                    t.join(0.2)
+            # Wait on events, not on Thread.join(timeout): in Python 3.11 a Ctrl-C that interrupts a join
+            # can mark a thread that is still running as stopped, so a later join returns at once.
+            for done in finished:
+                while not done.wait(0.2):  # short waits: the main thread must wake for Ctrl-C
+                    pass
         except KeyboardInterrupt:  # Ctrl-C reaches the cells' subprocesses too; start no new cell, then stop
             stop.set()
             for t in threads:
                 t.join()
             raise
+        for t in threads:
+            t.join()
     return counts
 
 
