@@ -433,3 +433,33 @@ def test_small_heatmap_wraps_title_and_colour_bar_label(tmp_path, monkeypatch):
     # a 2 × 6 map is 7 × 2.9 inches: no line longer than the figure can show
     assert "\n" in seen["title"] and max(map(len, seen["title"].split("\n"))) <= 70
     assert "\n" in seen["colorbar"] and max(map(len, seen["colorbar"].split("\n"))) <= 26
+
+
+@pytest.mark.parametrize("draw", ["teacher_layers", "curves"])
+def test_teacher_line_above_every_curve_is_inside_the_axes(tmp_path, monkeypatch, draw):
+    # STS-B: pseudo classifiers up to 80.8, teacher 85.7; autoscaling alone puts the line on the top spine
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from layerkd.bench import figures
+
+    seen = {}
+    real_save = figures._save
+
+    def keep(fig, path):
+        seen["ylim"] = fig.axes[0].get_ylim()
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    mean = [-0.024, -0.165, -0.019, 0.74, 0.808]
+    if draw == "teacher_layers":
+        figures.teacher_layer_scores(tmp_path / "t.png", [{"label": "heads", "layers": [1, 2, 3, 4, 5], "mean": mean,
+                                                           "std": [0.01] * 5, "n": 3}],
+                                     metric="Pearson", title="t", teacher_score=0.8573)
+    else:
+        figures.learning_curves(tmp_path / "c.png", {"ce": {"x": [1, 2, 3, 4, 5], "mean": mean, "std": [0.01] * 5,
+                                                            "n": 3}},
+                                metric="Pearson", title="c", colours={}, teacher_score=0.8573)
+    plt.close("all")
+    lo, hi = seen["ylim"]
+    assert hi - 85.73 >= 0.05 * (hi - lo)

@@ -120,6 +120,19 @@ def _errorband(ax, x, mean, std, colour, label, *, lw=1.6, marker="o"):
         ax.fill_between(x[ok], (mean - std)[ok], (mean + std)[ok], color=colour, alpha=0.15, lw=0)
 
 
+def _teacher_line(ax, score: float | None, scale: float, label: str) -> None:
+    """The teacher's score as a dashed line, with headroom: autoscaling adds no margin above a
+    horizontal line, so a teacher above every curve would sit on the top spine, unseen."""
+    if score is None or math.isnan(score):
+        return
+    y = score * scale
+    ax.axhline(y, color="0.3", ls="--", lw=1, label=label)
+    lo, hi = ax.get_ylim()
+    room = 0.06 * (max(hi, y) - lo)
+    if y > hi - room:
+        ax.set_ylim(lo, y + room)
+
+
 def teacher_layer_scores(path: Path, series: Sequence[dict[str, Any]], *, metric: str, title: str,
                          teacher_score: float | None = None, scale: float = 100.0) -> Path:
     """(b) Dev score of the teacher's pseudo classifier on each layer.
@@ -136,8 +149,7 @@ def teacher_layer_scores(path: Path, series: Sequence[dict[str, Any]], *, metric
         for x, y in zip(s["layers"], s["mean"], strict=False):
             ax.annotate(f"{y * scale:.1f}", (x, y * scale), textcoords="offset points", xytext=(0, 6), ha="center",
                         fontsize=7)
-    if teacher_score is not None and not math.isnan(teacher_score):
-        ax.axhline(teacher_score * scale, color="0.3", ls="--", lw=1, label="teacher (final classifier)")
+    _teacher_line(ax, teacher_score, scale, "teacher (final classifier)")
     ax.set_xlabel("teacher layer")
     ax.set_ylabel(f"dev {metric}" + (" ×100" if scale == 100 else ""))
     layers = sorted({x for s in series for x in s["layers"]})
@@ -160,8 +172,7 @@ def learning_curves(path: Path, curves: dict[str, dict[str, Any]], *, metric: st
         label = f"{m} (n = {c['n']})"
         _errorband(ax, c["x"], np.asarray(c["mean"]) * scale, np.asarray(c["std"]) * scale, colours.get(m), label,
                    lw=2.6 if m == baseline else 1.4)
-    if teacher_score is not None and not math.isnan(teacher_score):
-        ax.axhline(teacher_score * scale, color="0.3", ls="--", lw=1, label="teacher")
+    _teacher_line(ax, teacher_score, scale, "teacher")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev {metric}" + (" ×100" if scale == 100 else ""))
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
@@ -205,8 +216,7 @@ def score_vs_size(path: Path, series: dict[str, list[dict[str, Any]]], *, metric
     ax.minorticks_off()
     if len(all_params) == 1:
         ax.set_xlim(all_params[0] / 1.5, all_params[0] * 1.5)
-    if teacher_score is not None and not math.isnan(teacher_score):
-        ax.axhline(teacher_score * scale, color="0.3", ls="--", lw=1, label="teacher")
+    _teacher_line(ax, teacher_score, scale, "teacher")
     ax.set_xlabel("student parameters (log scale)")
     ax.set_ylabel(f"dev {metric} ×100, best epoch" if scale == 100 else f"dev {metric}, best epoch")
     ax.set_title(title, fontsize=10)
