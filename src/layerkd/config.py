@@ -100,6 +100,9 @@ class HeadsFitConfig(Strict):
     )
     pooling: Literal["cls", "mean", "max"] = "cls"
     dropout: float = Field(0.1, ge=0, lt=1)
+    standardize: bool = Field(
+        False, description="z-score each layer's pooled vector with its training-set mean and std before the "
+                           "head (for teachers whose lower-layer vectors barely vary, e.g. [CLS] of mean-pooled models)")
 
 
 class TeacherConfig(Strict):
@@ -185,6 +188,33 @@ class RunConfig(Strict):
 
 
 # --------------------------------------------------------------------------- loading and errors
+
+
+# Options added after results were first recorded, each with the default that reproduces the
+# earlier behaviour. At that default an option is left out of every hash (suite cell keys,
+# checkpoint config hashes, teacher-heads cache keys), so adding an option never orphans finished
+# runs; set to anything else, it enters the hash like every other option.
+ADDED_OPTIONS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("teacher", "fit_heads", "standardize"), False),
+)
+
+
+def hashable_dump(cfg: BaseModel, at: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``cfg.model_dump(mode="json")`` without the :data:`ADDED_OPTIONS` left at their default.
+
+    ``at``: where ``cfg`` sits in a run config (``("teacher", "fit_heads")`` for a
+    :class:`HeadsFitConfig`)."""
+    data = cfg.model_dump(mode="json")
+    for path, default in ADDED_OPTIONS:
+        if path[:len(at)] != at:
+            continue
+        *parents, leaf = path[len(at):]
+        node: Any = data
+        for k in parents:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
+    return data
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:

@@ -29,6 +29,9 @@ not depend on where ``shared`` lives on this machine), without where outputs and
 the SHA-256 of the teacher's weight files. The suite's name is not part of the key: a cell that
 two suites share (``smoke`` and ``ild`` on MRPC, seed 1) runs once. Changing anything that changes
 what is trained (a hyper-parameter, a preset's definition, the teacher weights) gives a new key.
+An option added to the run config later enters the key only when it is set away from the default
+that reproduces the earlier behaviour (:data:`layerkd.config.ADDED_OPTIONS`), so adding options
+never orphans finished cells.
 """
 
 from __future__ import annotations
@@ -44,7 +47,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import RunConfig, deep_merge, format_validation_error, read_yaml, validate_run_config
+from ..config import (
+    RunConfig,
+    deep_merge,
+    format_validation_error,
+    hashable_dump,
+    read_yaml,
+    validate_run_config,
+)
 from ..errors import ConfigError
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -181,7 +191,7 @@ def teacher_hash(path: str) -> str:
 def _resolved_dump(cfg: RunConfig) -> dict[str, Any]:
     from ..stages.distill import resolve_recipe  # noqa: PLC0415
 
-    data = cfg.model_dump(mode="json")
+    data = hashable_dump(cfg)
     data.pop("output_dir", None)
     data.get("cache", {}).pop("dir", None)
     for k in ("log_every_steps", "tensorboard"):

@@ -21,10 +21,13 @@ class LayerHeads(nn.Module):
     """``len(layers)`` linear classifiers on the ``pooling``-pooled vectors of ``layers``.
 
     ``forward(layer_vectors [B, L+1, d]) -> [B, k, C]``. Dropout is applied to the input
-    vectors during training only.
+    vectors during training only. With ``standardize`` each layer's vector is first z-scored with
+    the ``shift`` and ``scale`` buffers ([k, d]; set by :meth:`set_standardization` from training
+    data, saved with the weights).
     """
 
-    def __init__(self, layers: list[int], width: int, num_labels: int, *, pooling: str = "cls", dropout: float = 0.1):
+    def __init__(self, layers: list[int], width: int, num_labels: int, *, pooling: str = "cls", dropout: float = 0.1,
+                 standardize: bool = False):
         super().__init__()
         if not layers:
             raise ValueError("LayerHeads needs at least one layer")
@@ -37,24 +40,39 @@ class LayerHeads(nn.Module):
         self.bias = nn.Parameter(torch.zeros(len(layers), num_labels))
         nn.init.normal_(self.weight, std=0.02)
         self.register_buffer("_index", torch.tensor(self.layers, dtype=torch.long), persistent=False)
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("shift", torch.zeros(len(layers), width))
+            self.register_buffer("scale", torch.ones(len(layers), width))
+
+    def set_standardization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-8) -> None:
+        """Per-layer, per-dimension training mean and std ([k, d]); a constant dimension maps to 0."""
+        if not self.standardize:
+            raise ValueError("these heads were built without standardize=True")
+        self.shift.copy_(mean)
+        self.scale.copy_(std.clamp_min(eps))
 
     def forward(self, layer_vectors: torch.Tensor) -> torch.Tensor:
         if layer_vectors.shape[1] <= max(self.layers):
             raise ValueError(f"heads on layers {self.layers} but the model has {layer_vectors.shape[1] - 1} layers")
         x = layer_vectors.index_select(1, self._index.to(layer_vectors.device))
+        if self.standardize:
+            x = (x - self.shift.to(x.dtype)) / self.scale.to(x.dtype)
         x = self.dropout(x)
         return torch.einsum("bkd,kdc->bkc", x, self.weight.to(x.dtype)) + self.bias.to(x.dtype)
 
     # ------------------------------------------------------------------ io
     def config_dict(self) -> dict:
         return {"layers": list(self.layers), "width": self.width, "num_labels": self.num_labels,
-                "pooling": self.pooling, "dropout": self.dropout.p}
+                "pooling": self.pooling, "dropout": self.dropout.p, "standardize": self.standardize}
 
     def save(self, out_dir: str | Path, extra: dict | None = None) -> None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.weight.detach().contiguous().cpu(), "bias": self.bias.detach().contiguous().cpu()},
-                  str(out / "heads.safetensors"))
+        tensors = {"weight": self.weight, "bias": self.bias}
+        if self.standardize:
+            tensors.update(shift=self.shift, scale=self.scale)
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / "heads.safetensors"))
         meta = dict(self.config_dict(), **(extra or {}))
         (out / "heads.json").write_text(json.dumps(meta, indent=2))
 
@@ -66,8 +84,13 @@ class LayerHeads(nn.Module):
             raise ModelError(f"{path}: not a heads directory (expected heads.json and heads.safetensors)")
         meta = json.loads(meta_path.read_text())
         heads = cls(meta["layers"], meta["width"], meta["num_labels"], pooling=meta.get("pooling", "cls"),
-                    dropout=meta.get("dropout", 0.1))
+                    dropout=meta.get("dropout", 0.1), standardize=bool(meta.get("standardize", False)))
         state = load_file(str(weights_path))
-        heads.weight.data.copy_(state["weight"])
-        heads.bias.data.copy_(state["bias"])
+        names = ("weight", "bias", "shift", "scale") if heads.standardize else ("weight", "bias")
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise ModelError(f"{weights_path}: no {missing[0]!r} tensor (heads.json says standardize="
+                             f"{heads.standardize})")
+        for n in names:
+            getattr(heads, n).data.copy_(state[n])
         return heads

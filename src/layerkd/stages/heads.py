@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import write_dir_atomically
-from ..config import HeadsFitConfig, TrainConfig
+from ..config import HeadsFitConfig, TrainConfig, hashable_dump
 from ..data.encoding import EncodedSplit
 from ..errors import ConfigError, ModelError
 from ..evaluation import EvalResult
@@ -86,9 +86,35 @@ def head_layers(spec, num_layers: int) -> list[int]:
 
 
 def heads_key(teacher_fp: str, train: EncodedSplit, cfg: HeadsFitConfig, seed: int, max_length: int) -> str:
-    text = json.dumps({"teacher": teacher_fp, "data": train.fingerprint, "fit": cfg.model_dump(mode="json"),
+    text = json.dumps({"teacher": teacher_fp, "data": train.fingerprint, "fit": hashable_dump(cfg, at=("teacher", "fit_heads")),
                        "seed": seed, "max_length": max_length}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _layer_batches(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit):
+    """(batch, the heads' input vectors [B, k, d]) over ``data`` in a fixed order, from the teacher source."""
+    from ..data.batching import LengthGroupedBatchSampler, collate  # noqa: PLC0415
+
+    source = trainer.teacher.source(probe.needs, trainer.device, data)
+    index = torch.tensor(probe.heads.layers, dtype=torch.long)
+    for b in LengthGroupedBatchSampler(data.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
+        batch = collate([data[i] for i in b]).to(trainer.device)
+        vectors = source.trace(batch, probe.needs).layer_vectors(probe.heads.pooling)
+        yield batch, vectors.index_select(1, index.to(vectors.device)).double().cpu()
+
+
+def _layer_stats(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) std of every head's input over the training split, each [k, d]."""
+    total = total_sq = None
+    n = 0
+    with torch.no_grad():
+        for _, x in _layer_batches(trainer, probe, data):
+            total = x.sum(0) if total is None else total + x.sum(0)
+            total_sq = x.pow(2).sum(0) if total_sq is None else total_sq + x.pow(2).sum(0)
+            n += x.shape[0]
+    mean = total / n
+    std = (total_sq / n - mean.pow(2)).clamp_min(0).sqrt()
+    return mean.float(), std.float()
 
 
 def _probe_evaluator(task: Task):
@@ -147,7 +173,8 @@ def fit_teacher_heads(
             return heads, report
         except ModelError as exc:
             log.warning("teacher heads in %s unreadable (%s); refitting", cached_dir, exc)
-    heads = LayerHeads(layers, info.hidden_size, task.num_labels, pooling=cfg.pooling, dropout=cfg.dropout)
+    heads = LayerHeads(layers, info.hidden_size, task.num_labels, pooling=cfg.pooling, dropout=cfg.dropout,
+                       standardize=cfg.standardize)
     ctx = BuildContext(student=info, teacher=info, num_labels=task.num_labels, regression=task.is_regression, seed=seed)
     probe = ProbeObjective(heads, ctx)
     recipe = Recipe({"probe": probe}, [Phase(name="heads", weights={"probe": 1.0})], cfg.epochs)
@@ -157,6 +184,8 @@ def fit_teacher_heads(
     log.info("fitting teacher pseudo classifiers on layers %s (%d epochs)", layers, cfg.epochs)
     trainer = Trainer(student=NullStudent(), recipe=recipe, task=task, train_data=train, eval_data=dev, config=train_cfg,
                       output_dir=work_dir, teacher=provider, evaluator=_probe_evaluator(task), progress=False)
+    if cfg.standardize:
+        heads.set_standardization(*_layer_stats(trainer, probe, train))
     result = trainer.fit()
     best_heads: LayerHeads = trainer.best_module.recipe.objectives["probe"].heads
     scores = {str(layer): trainer.best_eval.metrics[f"layer{layer}/{task.main_metric}"] for layer in layers}

@@ -1,0 +1,104 @@
+"""Teacher pseudo classifiers: the optional standardisation of their inputs and its hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import distill_config
+from layerkd.bench.suite import cell_key
+from layerkd.config import HeadsFitConfig, hashable_dump
+from layerkd.errors import ModelError
+from layerkd.models.heads import LayerHeads
+from layerkd.stages.common import config_hash
+from layerkd.stages.heads import heads_key
+
+
+def test_standardized_heads_match_numpy_and_survive_save_load(tmp_path):
+    torch.manual_seed(0)
+    heads = LayerHeads([1, 2], 3, 2, dropout=0.0, standardize=True)
+    mean, std = torch.randn(2, 3), torch.rand(2, 3) + 0.01
+    heads.set_standardization(mean, std)
+    x = torch.randn(4, 3, 3)  # [B, L+1, d]
+    z = heads.eval()(x).detach().numpy()
+    xs = (x[:, 1:3].numpy() - mean.numpy()) / std.numpy()
+    want = np.einsum("bkd,kdc->bkc", xs, heads.weight.detach().numpy()) + heads.bias.detach().numpy()
+    np.testing.assert_allclose(z, want, rtol=1e-5, atol=1e-6)
+    heads.save(tmp_path / "h")
+    assert json.loads((tmp_path / "h" / "heads.json").read_text())["standardize"] is True
+    again = LayerHeads.load(tmp_path / "h").eval()
+    np.testing.assert_allclose(again(x).detach().numpy(), z, rtol=1e-6)
+
+
+def test_constant_dimension_maps_to_zero_not_nan():
+    heads = LayerHeads([1], 2, 2, dropout=0.0, standardize=True)
+    heads.set_standardization(torch.tensor([[0.5, 1.0]]), torch.tensor([[0.0, 2.0]]))
+    x = torch.tensor([[[9.0, 9.0], [0.5, 3.0]]])
+    out = heads.eval()(x)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, heads.bias[None] + torch.tensor([[[0.0, 1.0]]]) @ heads.weight)
+
+
+def test_standardization_refused_on_plain_heads_and_missing_tensors_named(tmp_path):
+    with pytest.raises(ValueError, match="standardize=True"):
+        LayerHeads([1], 2, 2).set_standardization(torch.zeros(1, 2), torch.ones(1, 2))
+    heads = LayerHeads([1], 2, 2, standardize=True)
+    heads.save(tmp_path / "h")
+    state = load_file(str(tmp_path / "h" / "heads.safetensors"))
+    del state["scale"]
+    save_file(state, str(tmp_path / "h" / "heads.safetensors"))
+    with pytest.raises(ModelError, match=r"heads.safetensors: no 'scale' tensor"):
+        LayerHeads.load(tmp_path / "h")
+
+
+def test_added_option_at_its_default_leaves_every_hash_unchanged(tiny_teacher_dir, toy_data, tmp_path):
+    plain = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a")
+    explicit = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
+                              extra={"teacher": {"fit_heads": {"standardize": False}}})
+    on = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
+                        extra={"teacher": {"fit_heads": {"standardize": True}}})
+    assert "standardize" not in hashable_dump(plain)["teacher"]["fit_heads"]
+    assert hashable_dump(on)["teacher"]["fit_heads"]["standardize"] is True
+    assert config_hash(explicit) == config_hash(plain) != config_hash(on)
+    assert cell_key(explicit, {}, "w") == cell_key(plain, {}, "w") != cell_key(on, {}, "w")
+    # the heads cache key of the default is the one written before the option existed
+    old_fit = {k: v for k, v in HeadsFitConfig().model_dump(mode="json").items() if k != "standardize"}
+
+    class Split:
+        fingerprint = "data"
+
+    before = hashlib.sha256(json.dumps({"teacher": "t", "data": "data", "fit": old_fit, "seed": 1,
+                                                      "max_length": 8}, sort_keys=True).encode()).hexdigest()[:20]
+    assert heads_key("t", Split(), HeadsFitConfig(), 1, 8) == before
+    assert heads_key("t", Split(), HeadsFitConfig(standardize=True), 1, 8) != before
+
+
+def test_fit_with_standardize_stores_the_training_mean_of_each_layer(tiny_teacher_dir, toy_data, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from layerkd.data.readers import read_file
+    from layerkd.stages.distill import distill
+    from layerkd.tasks import task_from_config
+
+    out = tmp_path / "run"
+    cfg = distill_config(tiny_teacher_dir, toy_data, "universal", out, epochs=1,
+                         extra={"teacher": {"fit_heads": {"standardize": True}}, "cache": {"dtype": "fp32"}})
+    res = distill(cfg, progress=False)
+    report = res["diagnostics"]["teacher_heads"]
+    assert set(report["dev_scores"]) == {"1", "2", "3"}
+    state = load_file(str(out / "teacher_heads" / "heads.safetensors"))
+    # independently: the teacher's [CLS] vectors of layers 1-3 over the training file, by transformers itself
+    rows = read_file(task_from_config(cfg.task), toy_data[0], None, split="train").examples
+    tok, model = AutoTokenizer.from_pretrained(tiny_teacher_dir), AutoModel.from_pretrained(tiny_teacher_dir).eval()
+    enc = tok([r.text_a for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        hs = model(**enc, output_hidden_states=True).hidden_states
+    cls = torch.stack([hs[i][:, 0] for i in (1, 2, 3)], 1)  # [N, 3, d]
+    torch.testing.assert_close(state["shift"], cls.mean(0), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(state["scale"], cls.std(0, unbiased=False), rtol=1e-3, atol=1e-4)
+
