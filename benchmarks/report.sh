@@ -21,6 +21,7 @@ claims=(
   alp:pkd alp:kd alp:alp-no alp:ckd                     # ALP-KD: attention over all layers beats skipping / buckets
   universal+alp:alp universal+rail:rail universal:kd    # Universal-KD (i) combined with an ILD method, (iii) cross-arch
   universal-ta:takd                                     # Universal-KD (ii): pseudo classifiers instead of an assistant
+  universal-ta-std:takd universal-ta-std:universal-ta   # (ii) with standardised teacher heads (capacity-gap ablation)
   rail:pkd rail:alp                                     # RAIL-KD: beats other ILD methods
   internal:kd internal:internal-all internal:internal-progressive  # Aguilar et al.: stacked internal distillation
 )
