@@ -299,3 +299,19 @@ def test_dumped_config_keeps_objective_options():
     loaded = yaml.safe_load(dump_config(validate_run_config(data)))
     assert loaded["recipe"]["objectives"][0] == {"name": "kd", "weight": 1.0, "key": None, "temperature": 4.0}
     assert validate_run_config(loaded).recipe.objectives[0].options == {"temperature": 4.0}
+
+
+def test_every_added_option_names_a_real_field_at_its_default():
+    # a typo in ADDED_OPTIONS would silently put the option back into every hash
+    import typing
+
+    from pydantic import BaseModel
+
+    from layerkd.config import ADDED_OPTIONS, RunConfig
+
+    for path, default in ADDED_OPTIONS:
+        model = RunConfig
+        for name in path[:-1]:
+            ann = model.model_fields[name].annotation  # e.g. TeacherConfig | None
+            model = next(a for a in (*typing.get_args(ann), ann) if isinstance(a, type) and issubclass(a, BaseModel))
+        assert model.model_fields[path[-1]].default == default, path
