@@ -91,29 +91,21 @@ def heads_key(teacher_fp: str, train: EncodedSplit, cfg: HeadsFitConfig, seed: i
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _layer_batches(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit):
-    """(batch, the heads' input vectors [B, k, d]) over ``data`` in a fixed order, from the teacher source."""
+def _layer_stats(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) std of every head's input over the training split, each [k, d] (float64 sums)."""
     from ..data.batching import LengthGroupedBatchSampler, collate  # noqa: PLC0415
 
     source = trainer.teacher.source(probe.needs, trainer.device, data)
     index = torch.tensor(probe.heads.layers, dtype=torch.long)
-    for b in LengthGroupedBatchSampler(data.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
-        batch = collate([data[i] for i in b]).to(trainer.device)
-        vectors = source.trace(batch, probe.needs).layer_vectors(probe.heads.pooling)
-        yield batch, vectors.index_select(1, index.to(vectors.device)).double().cpu()
-
-
-def _layer_stats(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (population) std of every head's input over the training split, each [k, d]."""
-    total = total_sq = None
-    n = 0
+    total = total_sq = 0.0
     with torch.no_grad():
-        for _, x in _layer_batches(trainer, probe, data):
-            total = x.sum(0) if total is None else total + x.sum(0)
-            total_sq = x.pow(2).sum(0) if total_sq is None else total_sq + x.pow(2).sum(0)
-            n += x.shape[0]
-    mean = total / n
-    std = (total_sq / n - mean.pow(2)).clamp_min(0).sqrt()
+        for b in LengthGroupedBatchSampler(data.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
+            batch = collate([data[i] for i in b]).to(trainer.device)
+            vectors = source.trace(batch, probe.needs).layer_vectors(probe.heads.pooling)
+            x = vectors.index_select(1, index.to(vectors.device)).double().cpu()  # [B, k, d]
+            total, total_sq = total + x.sum(0), total_sq + x.pow(2).sum(0)
+    mean = total / len(data)
+    std = (total_sq / len(data) - mean.pow(2)).clamp_min(0).sqrt()
     return mean.float(), std.float()
 
 
