@@ -27,6 +27,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from layerkd.data.readers import read_split
+from layerkd.models.pooling import pool_layers
 from layerkd.tasks import get_task
 
 
@@ -41,11 +42,10 @@ def layer_features(model, tokenizer, examples, max_length: int, batch_size: int 
         enc = tokenizer(a, b, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         with torch.no_grad():
             hidden = model(**enc, output_hidden_states=True).hidden_states
-        mask = enc["attention_mask"].unsqueeze(-1).float()
+        by_mode = {mode: pool_layers(hidden, enc["attention_mask"], mode) for mode in ("cls", "mean")}  # [B, L+1, d]
         for layer in range(1, len(hidden)):
-            h = hidden[layer]
-            cls.setdefault(layer, []).append(h[:, 0])
-            mean.setdefault(layer, []).append((h * mask).sum(1) / mask.sum(1))
+            cls.setdefault(layer, []).append(by_mode["cls"][:, layer])
+            mean.setdefault(layer, []).append(by_mode["mean"][:, layer])
     return ({k: torch.cat(v) for k, v in cls.items()}, {k: torch.cat(v) for k, v in mean.items()})
 
 

@@ -217,6 +217,18 @@ def hashable_dump(cfg: BaseModel, at: tuple[str, ...] = ()) -> dict[str, Any]:
     return data
 
 
+def trained_dump(cfg: RunConfig) -> dict[str, Any]:
+    """What a run config says about *what is trained*: :func:`hashable_dump` without where outputs
+    and caches go or how often it logs. The input of every run hash (checkpoint config hash, suite
+    cell key)."""
+    data = hashable_dump(cfg)
+    data.pop("output_dir", None)
+    data.get("cache", {}).pop("dir", None)
+    for k in ("log_every_steps", "tensorboard"):
+        data.get("train", {}).pop(k, None)
+    return data
+
+
 def format_validation_error(exc: ValidationError, where: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"

@@ -51,8 +51,8 @@ from ..config import (
     RunConfig,
     deep_merge,
     format_validation_error,
-    hashable_dump,
     read_yaml,
+    trained_dump,
     validate_run_config,
 )
 from ..errors import ConfigError
@@ -191,11 +191,7 @@ def teacher_hash(path: str) -> str:
 def _resolved_dump(cfg: RunConfig) -> dict[str, Any]:
     from ..stages.distill import resolve_recipe  # noqa: PLC0415
 
-    data = hashable_dump(cfg)
-    data.pop("output_dir", None)
-    data.get("cache", {}).pop("dir", None)
-    for k in ("log_every_steps", "tensorboard"):
-        data.get("train", {}).pop(k, None)
+    data = trained_dump(cfg)
     method = resolve_recipe(cfg)
     data["resolved_method"] = {"recipe": method.recipe.model_dump(mode="json"), "pipeline": method.pipeline,
                                "assistant": method.assistant}

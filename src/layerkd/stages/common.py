@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import __version__, faults
 from ..checkpoint import atomic_write_text, disk_space_guard, list_checkpoints
-from ..config import DataConfig, RunConfig, dump_config, hashable_dump
+from ..config import DataConfig, RunConfig, dump_config, trained_dump
 from ..data.readers import Split, read_file, read_split
 from ..errors import ConfigError, LayerKDError
 from ..tasks import Task
@@ -68,12 +68,7 @@ def environment() -> dict[str, Any]:
 
 def config_hash(cfg: RunConfig) -> str:
     """Hash of everything that changes what is trained (not where outputs or caches go)."""
-    data = hashable_dump(cfg)
-    data.pop("output_dir", None)
-    data.get("cache", {}).pop("dir", None)
-    data.get("train", {}).pop("log_every_steps", None)
-    data.get("train", {}).pop("tensorboard", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(trained_dump(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def distributed() -> bool:
