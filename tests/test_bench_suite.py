@@ -272,3 +272,17 @@ def test_cell_env_splits_the_cores_between_workers():
     assert cell_env(2, {"PATH": "/bin"}, cpus=8) == {"PATH": "/bin", "OMP_NUM_THREADS": "4"}
     assert cell_env(3, {}, cpus=2)["OMP_NUM_THREADS"] == "1"  # never below one thread
     assert cell_env(4, {"OMP_NUM_THREADS": "2"}, cpus=16) is None  # the user's setting wins
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs" / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("suite_file", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_suites_pin_the_teacher_heads_fit_their_cells_were_run_with(suite_file):
+    # The recorded cells fitted unstandardised heads (the default before 2026-12-01). The library
+    # default is now true; a suite that lost its pin would silently re-key every recorded cell.
+    suite = load_suite(suite_file, {"shared": "/nonexistent/shared", "work": "/nonexistent/work"})
+    assert suite.cells
+    for cell in suite.cells:
+        expected = cell.method.endswith("-std")  # the declared ablation rows
+        assert cell.config.teacher.fit_heads.standardize is expected, cell.describe()

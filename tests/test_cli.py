@@ -95,6 +95,29 @@ def test_distill_prints_best_and_last_of_the_run(tiny_teacher_dir, toy_data, tmp
     assert f"{acc:.4f}" in lines[1]
 
 
+def test_fit_heads_standardises_by_default_and_reports_every_layer(tiny_teacher_dir, glue_like, tmp_path, capsys):
+    """`layerkd fit-heads` fits one head per intermediate layer, prints each layer's dev score as
+    its report.json records it, and stores the z-scoring statistics unless --no-standardize."""
+    from safetensors.torch import load_file
+
+    args = ("fit-heads", "--teacher", tiny_teacher_dir, "--task", "sst-2", "--data-dir", glue_like,
+            "--epochs", "1", "--max-length", "32")
+    code, stdout, err = run_cli(*args, "--output-dir", tmp_path / "std", capsys=capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "std" / "report.json").read_text())
+    assert stdout.splitlines() == [f"layer {k}: accuracy = {v:.4f}" for k, v in report["dev_scores"].items()]
+    assert list(report["dev_scores"]) == ["1", "2", "3"]  # the 4-layer teacher's intermediate layers
+    assert json.loads((tmp_path / "std" / "heads.json").read_text())["standardize"] is True
+    assert {"shift", "scale"} <= set(load_file(str(tmp_path / "std" / "heads.safetensors")))
+    code, _, err = run_cli(*args, "--no-standardize", "--output-dir", tmp_path / "raw", capsys=capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "raw" / "heads.json").read_text())["standardize"] is False
+    assert not {"shift", "scale"} & set(load_file(str(tmp_path / "raw" / "heads.safetensors")))
+    code, _, err = run_cli(*args, "--layers", "4,9", "--output-dir", tmp_path / "bad", capsys=capsys)
+    assert_user_error(code, err, r"teacher\.fit_heads\.layers: layer 9 is out of the teacher's range 1\.\.4")
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize(
     ("case", "pattern"),
     [

@@ -301,7 +301,7 @@ def test_dumped_config_keeps_objective_options():
     assert validate_run_config(loaded).recipe.objectives[0].options == {"temperature": 4.0}
 
 
-def test_every_added_option_names_a_real_field_at_its_default():
+def test_every_added_option_names_a_real_field_and_a_valid_value():
     # a typo in ADDED_OPTIONS would silently put the option back into every hash
     import typing
 
@@ -314,4 +314,6 @@ def test_every_added_option_names_a_real_field_at_its_default():
         for name in path[:-1]:
             ann = model.model_fields[name].annotation  # e.g. TeacherConfig | None
             model = next(a for a in (*typing.get_args(ann), ann) if isinstance(a, type) and issubclass(a, BaseModel))
-        assert model.model_fields[path[-1]].default == default, path
+        field = model.model_fields[path[-1]]
+        assert isinstance(default, type(field.default)), path  # the earlier value, of the field's type
+        assert getattr(model.model_validate({path[-1]: default}), path[-1]) == default

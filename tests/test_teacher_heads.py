@@ -56,17 +56,20 @@ def test_standardization_refused_on_plain_heads_and_missing_tensors_named(tmp_pa
         LayerHeads.load(tmp_path / "h")
 
 
-def test_added_option_at_its_default_leaves_every_hash_unchanged(tiny_teacher_dir, toy_data, tmp_path):
-    plain = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a")
-    explicit = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
-                              extra={"teacher": {"fit_heads": {"standardize": False}}})
+def test_added_option_at_its_earlier_behaviour_leaves_every_hash_unchanged(tiny_teacher_dir, toy_data, tmp_path):
+    # standardize: false reproduces the runs recorded before the option existed, so it stays out of
+    # every hash; the default (true since 2026-12-01) and an explicit true enter it
+    default = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a")
+    off = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
+                         extra={"teacher": {"fit_heads": {"standardize": False}}})
     on = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
                         extra={"teacher": {"fit_heads": {"standardize": True}}})
-    assert "standardize" not in hashable_dump(plain)["teacher"]["fit_heads"]
-    assert hashable_dump(on)["teacher"]["fit_heads"]["standardize"] is True
-    assert config_hash(explicit) == config_hash(plain) != config_hash(on)
-    assert cell_key(explicit, {}, "w") == cell_key(plain, {}, "w") != cell_key(on, {}, "w")
-    # the heads cache key of the default is the one written before the option existed
+    assert default.teacher.fit_heads.standardize is True
+    assert "standardize" not in hashable_dump(off)["teacher"]["fit_heads"]
+    assert hashable_dump(default)["teacher"]["fit_heads"]["standardize"] is True
+    assert config_hash(default) == config_hash(on) != config_hash(off)
+    assert cell_key(default, {}, "w") == cell_key(on, {}, "w") != cell_key(off, {}, "w")
+    # the heads cache key with standardize off is the one written before the option existed
     old_fit = {k: v for k, v in HeadsFitConfig().model_dump(mode="json").items() if k != "standardize"}
 
     class Split:
@@ -74,8 +77,8 @@ def test_added_option_at_its_default_leaves_every_hash_unchanged(tiny_teacher_di
 
     before = hashlib.sha256(json.dumps({"teacher": "t", "data": "data", "fit": old_fit, "seed": 1,
                                                       "max_length": 8}, sort_keys=True).encode()).hexdigest()[:20]
-    assert heads_key("t", Split(), HeadsFitConfig(), 1, 8) == before
-    assert heads_key("t", Split(), HeadsFitConfig(standardize=True), 1, 8) != before
+    assert heads_key("t", Split(), HeadsFitConfig(standardize=False), 1, 8) == before
+    assert heads_key("t", Split(), HeadsFitConfig(), 1, 8) != before
 
 
 def test_fit_with_standardize_stores_the_training_mean_of_each_layer(tiny_teacher_dir, toy_data, tmp_path):

@@ -230,6 +230,8 @@ def fit_heads(
     output_dir: OutOpt = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 3,
     layers: Annotated[str, typer.Option("--layers", help="intermediate | all | comma-separated layers")] = "intermediate",
+    standardize: Annotated[bool, typer.Option("--standardize/--no-standardize",
+                                              help="z-score each layer's vector before its head")] = True,
     max_length: Annotated[int, typer.Option("--max-length")] = 128,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     train_subsample: SubOpt = None,
@@ -240,7 +242,7 @@ def fit_heads(
     from .stages.fit_heads import fit_heads_cli  # noqa: PLC0415
 
     lay = layers if layers in ("intermediate", "all") else [int(x) for x in layers.split(",") if x.strip()]
-    fit = HeadsFitConfig(epochs=epochs, layers=lay)
+    fit = HeadsFitConfig(epochs=epochs, layers=lay, standardize=standardize)
     report = fit_heads_cli(teacher=teacher, task=task, data_dir=str(data_dir), output_dir=output_dir, fit=fit,
                            max_length=max_length, seed=seed, subsample=train_subsample, overwrite=overwrite)
     for layer, score in report["dev_scores"].items():

@@ -29,7 +29,7 @@ not depend on where ``shared`` lives on this machine), without where outputs and
 the SHA-256 of the teacher's weight files. The suite's name is not part of the key: a cell that
 two suites share (``smoke`` and ``ild`` on MRPC, seed 1) runs once. Changing anything that changes
 what is trained (a hyper-parameter, a preset's definition, the teacher weights) gives a new key.
-An option added to the run config later enters the key only when it is set away from the default
+An option added to the run config later enters the key only when it is set away from the value
 that reproduces the earlier behaviour (:data:`layerkd.config.ADDED_OPTIONS`), so adding options
 never orphans finished cells.
 """
