@@ -279,7 +279,7 @@ SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs" / "suites").gl
 
 @pytest.mark.parametrize("suite_file", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_suites_pin_the_teacher_heads_fit_their_cells_were_run_with(suite_file):
-    # The recorded cells fitted unstandardised heads (the default before 2026-12-01). The library
+    # The recorded cells fitted unstandardised heads (the default until 2026-11-30). The library
     # default is now true; a suite that lost its pin would silently re-key every recorded cell.
     suite = load_suite(suite_file, {"shared": "/nonexistent/shared", "work": "/nonexistent/work"})
     assert suite.cells

@@ -58,7 +58,7 @@ def test_standardization_refused_on_plain_heads_and_missing_tensors_named(tmp_pa
 
 def test_added_option_at_its_earlier_behaviour_leaves_every_hash_unchanged(tiny_teacher_dir, toy_data, tmp_path):
     # standardize: false reproduces the runs recorded before the option existed, so it stays out of
-    # every hash; the default (true since 2026-12-01) and an explicit true enter it
+    # every hash; the default (true since 2026-11-30) and an explicit true enter it
     default = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a")
     off = distill_config(tiny_teacher_dir, toy_data, "universal", tmp_path / "a",
                          extra={"teacher": {"fit_heads": {"standardize": False}}})

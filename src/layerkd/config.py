@@ -103,7 +103,7 @@ class HeadsFitConfig(Strict):
     standardize: bool = Field(
         True, description="z-score each layer's pooled vector with its training-set mean and std before the "
                           "head; without it the heads on layers whose vectors barely vary (the lower [CLS] vectors "
-                          "of MiniLM teachers: std ~0.001) learn nothing. false reproduces runs before 2026-12-01")
+                          "of MiniLM teachers: std ~0.001) learn nothing. false reproduces runs until 2026-11-30")
 
 
 class TeacherConfig(Strict):
