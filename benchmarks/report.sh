@@ -22,6 +22,8 @@ claims=(
   universal+alp:alp universal+rail:rail universal:kd    # Universal-KD (i) combined with an ILD method, (iii) cross-arch
   universal-ta:takd                                     # Universal-KD (ii): pseudo classifiers instead of an assistant
   universal-ta-std:takd universal-ta-std:universal-ta   # (ii) with standardised teacher heads (capacity-gap ablation)
+  universal-std:universal universal+alp-std:universal+alp universal+rail-std:universal+rail  # the heads fix itself (ild ablation)
+  universal-std:kd universal+alp-std:alp universal+rail-std:rail  # (i) and (iii) again with standardised heads
   rail:pkd rail:alp                                     # RAIL-KD: beats other ILD methods
   internal:kd internal:internal-all internal:internal-progressive  # Aguilar et al.: stacked internal distillation
 )
