@@ -44,6 +44,33 @@ def test_constant_dimension_maps_to_zero_not_nan():
     torch.testing.assert_close(out, heads.bias[None] + torch.tensor([[[0.0, 1.0]]]) @ heads.weight)
 
 
+def test_a_dimension_constant_in_fp16_stays_bounded_on_fp32_inputs():
+    # MiniLM's outlier dimension: 8.125 in every fp16-cached training vector (std 0); the live fp32
+    # teacher gives values up to half an fp16 step (2**-8 at 8) away. Without a floor on the scale
+    # this input became ~4e5 and the heads' logits ~1e4.
+    heads = LayerHeads([1], 2, 2, dropout=0.0, standardize=True)
+    mean = torch.tensor([[8.125, 0.01]])
+    heads.set_standardization(mean, torch.tensor([[0.0, 0.0]]))
+    torch.testing.assert_close(heads.scale, torch.tensor([[8.125 / 1024, 1e-6]]))
+    live = torch.tensor([[[0.0, 0.0], [8.125 + 2.0 ** -8, 0.01]]])  # [B, L+1, d]
+    z = (live[:, 1] - mean) / torch.tensor([[8.125 / 1024, 1e-6]])
+    assert abs(float(z[0, 0])) <= 0.5
+    torch.testing.assert_close(heads.eval()(live), heads.bias[None] + z[:, None] @ heads.weight)
+    # a real spread above the floor is z-scored as given
+    heads.set_standardization(mean, torch.tensor([[0.5, 0.002]]))
+    torch.testing.assert_close(heads.scale, torch.tensor([[0.5, 0.002]]))
+
+
+def test_standardised_heads_from_before_the_scale_floor_are_not_reused():
+    class Split:
+        fingerprint = "data"
+
+    fit = HeadsFitConfig(standardize=True)
+    without_floor = hashlib.sha256(json.dumps({"teacher": "t", "data": "data", "fit": fit.model_dump(mode="json"),
+                                               "seed": 1, "max_length": 8}, sort_keys=True).encode()).hexdigest()[:20]
+    assert heads_key("t", Split(), fit, 1, 8) != without_floor
+
+
 def test_standardization_refused_on_plain_heads_and_missing_tensors_named(tmp_path):
     with pytest.raises(ValueError, match="standardize=True"):
         LayerHeads([1], 2, 2).set_standardization(torch.zeros(1, 2), torch.ones(1, 2))

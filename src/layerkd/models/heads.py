@@ -45,12 +45,25 @@ class LayerHeads(nn.Module):
             self.register_buffer("shift", torch.zeros(len(layers), width))
             self.register_buffer("scale", torch.ones(len(layers), width))
 
-    def set_standardization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-8) -> None:
-        """Per-layer, per-dimension training mean and std ([k, d]); a constant dimension maps to 0."""
+    #: the smallest scale, relative to the dimension's mean: half precision's resolution (2**-10)
+    SCALE_FLOOR_REL = 2.0 ** -10
+    SCALE_FLOOR_ABS = 1e-6
+
+    def set_standardization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-layer, per-dimension training mean and std ([k, d]).
+
+        A scale is never below ``|mean| * 2**-10`` (nor 1e-6): a spread under the half-precision
+        resolution of the value is rounding, not signal. The statistics usually come from the fp16
+        teacher cache while the heads' logits are later computed on the live fp32 teacher, so a
+        dimension that is constant in fp16 (MiniLM's outlier dimension 99, ≈ 8–10 in layers 1–4)
+        still moves by up to half a step there; divided by its zero std it produced logits of ~1e4
+        (measured: STS-B students collapsed to a constant prediction). With the floor such a
+        dimension stays within ±0.5 after standardising."""
         if not self.standardize:
             raise ValueError("these heads were built without standardize=True")
         self.shift.copy_(mean)
-        self.scale.copy_(std.clamp_min(eps))
+        floor = (mean.abs() * self.SCALE_FLOOR_REL).clamp_min(self.SCALE_FLOOR_ABS)
+        self.scale.copy_(torch.maximum(std, floor))
 
     def forward(self, layer_vectors: torch.Tensor) -> torch.Tensor:
         if layer_vectors.shape[1] <= max(self.layers):

@@ -86,8 +86,11 @@ def head_layers(spec, num_layers: int) -> list[int]:
 
 
 def heads_key(teacher_fp: str, train: EncodedSplit, cfg: HeadsFitConfig, seed: int, max_length: int) -> str:
-    text = json.dumps({"teacher": teacher_fp, "data": train.fingerprint, "fit": hashable_dump(cfg, at=("teacher", "fit_heads")),
-                       "seed": seed, "max_length": max_length}, sort_keys=True)
+    payload = {"teacher": teacher_fp, "data": train.fingerprint, "fit": hashable_dump(cfg, at=("teacher", "fit_heads")),
+               "seed": seed, "max_length": max_length}
+    if cfg.standardize:  # heads standardised before the scale floor (LayerHeads.set_standardization) are never reused
+        payload["scale_floor"] = "fp16-resolution"
+    text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
