@@ -132,3 +132,20 @@ def test_fit_with_standardize_stores_the_training_mean_of_each_layer(tiny_teache
     torch.testing.assert_close(state["shift"], cls.mean(0), rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(state["scale"], cls.std(0, unbiased=False), rtol=1e-3, atol=1e-4)
 
+
+
+def test_resume_refuses_a_run_whose_teacher_heads_changed(tiny_teacher_dir, toy_data, tmp_path):
+    # A checkpoint trained against heads that a later fix replaced (new heads key) must not be
+    # continued against the new heads: the student already followed the old targets.
+    from layerkd.errors import CheckpointError
+    from layerkd.stages.distill import distill
+
+    out = tmp_path / "run"
+    cfg = distill_config(tiny_teacher_dir, toy_data, "universal", out, epochs=1, cache_dir=tmp_path / "cache")
+    distill(cfg, progress=False)
+    meta = out / "teacher_heads" / "heads.json"
+    good = json.loads(meta.read_text())
+    assert distill(cfg, resume=True, progress=False)["best"]  # same heads: resumes
+    meta.write_text(json.dumps({**good, "key": "0" * 20}))
+    with pytest.raises(CheckpointError, match=r"heads\.json records teacher heads 0{20}, this run fits [0-9a-f]{20}"):
+        distill(cfg, resume=True, progress=False)

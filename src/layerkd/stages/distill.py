@@ -11,6 +11,7 @@ Order of work, so that a bad input costs nothing and leaves nothing behind:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..config import RunConfig
 from ..data.batching import LengthGroupedBatchSampler
 from ..data.encoding import EncodedSplit
 from ..data.readers import Split
-from ..errors import ConfigError, PairError
+from ..errors import CheckpointError, ConfigError, PairError
 from ..methods import Method, resolve_method
 from ..models.fingerprint import model_fingerprint
 from ..models.load import build_student, load_model
@@ -149,6 +150,19 @@ def cache_root(cfg: RunConfig) -> Path:
     return Path(os.environ.get("LAYERKD_CACHE", Path.home() / ".cache" / "layerkd"))
 
 
+def _check_resumed_heads(saved: Path, report: dict[str, Any]) -> None:
+    """A resumed run must distil from the teacher heads it started with. Their key covers the fit
+    settings and how the fit works (e.g. the standardisation floor), so a key that changed since the
+    checkpoint means the student was trained against other targets."""
+    meta = saved / "heads.json"
+    if "key" not in report or not meta.exists():
+        return
+    old = json.loads(meta.read_text()).get("key")
+    if old and old != report["key"]:
+        raise CheckpointError(f"--resume: {meta} records teacher heads {old}, this run fits {report['key']}: the checkpoint "
+                              "was trained against other teacher targets; rerun with --overwrite")
+
+
 def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
     train_ds, dev_ds, extra_ds = _datasets(plan, cfg.train.max_length)
     needs = plan.recipe.all_needs()
@@ -169,6 +183,8 @@ def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: b
                 teacher=plan.teacher, task=plan.task, train=train_ds, dev=dev_ds, cfg=cfg.teacher.fit_heads,
                 seed=cfg.train.seed, max_length=cfg.train.max_length, work_dir=out / "teacher_heads_run",
                 cache_root=cache_root(cfg), teacher_fp=teacher_fp, cache=cache)
+        if resume:
+            _check_resumed_heads(out / "teacher_heads", heads_report)
         if is_main_process():
             heads.save(out / "teacher_heads", extra=heads_report)
     provider = TeacherProvider(plan.teacher, heads, cache=cache)
