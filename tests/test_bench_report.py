@@ -463,3 +463,41 @@ def test_teacher_line_above_every_curve_is_inside_the_axes(tmp_path, monkeypatch
     plt.close("all")
     lo, hi = seen["ylim"]
     assert hi - 85.73 >= 0.05 * (hi - lo)
+
+
+def test_teacher_layer_figure_keeps_standardised_fits_apart(tmp_path, monkeypatch):
+    # two heads fits of one teacher are different classifiers: one band per fit setting, never their mean
+    pytest.importorskip("matplotlib")
+    from layerkd.bench import figures
+
+    synthetic.write_results(tmp_path / "res")
+    changed = 0
+    for f in sorted((tmp_path / "res").glob("*.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except json.JSONDecodeError:  # the fixture's deliberately malformed file
+            continue
+        if rec.get("cell", {}).get("method") == "universal" and rec["cell"]["seed"] == 1:
+            rec["config"]["teacher"] = {"fit_heads": {"standardize": True}}
+            scores = rec["result"]["diagnostics"]["teacher_heads"]["dev_scores"]
+            rec["result"]["diagnostics"]["teacher_heads"]["dev_scores"] = {k: 0.99 for k in scores}
+            f.write_text(json.dumps(rec))
+            changed += 1
+    assert changed
+    seen: dict[str, list] = {}
+    real = figures.teacher_layer_scores
+
+    def keep(path, series, **kw):
+        seen[path.name] = series
+        return real(path, series, **kw)
+
+    monkeypatch.setattr(figures, "teacher_layer_scores", keep)
+    runs = load_results(tmp_path / "res")[0]
+    build_report(tmp_path / "res", tmp_path / "out", baseline="ce", n_boot=100, seed=0)
+    for name, series in seen.items():
+        labels = {s["label"]: s for s in series}
+        assert set(labels) == {"pseudo classifiers", "pseudo classifiers, standardised inputs"}, name
+        std = labels["pseudo classifiers, standardised inputs"]
+        assert std["n"] == 1 and all(m == pytest.approx(0.99) for m in std["mean"])
+        assert all(m < 0.99 for m in labels["pseudo classifiers"]["mean"])
+    assert seen and sum(r.heads_standardized for r in runs) == changed

@@ -167,7 +167,7 @@ def _make_figures(fig_dir: Path, groups: dict[tuple, Group], tasks: list[str], s
                                    f"epoch (cell: runs that drew the layer / runs; {len(per_run)} seed(s)). With "
                                    "per-batch resampling only the epoch's first draw is logged.", tname)
         # (b) teacher pseudo classifiers per layer
-        series_by_teacher: dict[str, dict[str, dict[int, float]]] = {}
+        series_by_teacher: dict[tuple[str, bool], dict[str, dict[int, float]]] = {}  # (teacher, standardised) -> fits
         metric = None
         task_runs = [r for key, grp in dev.items() if key[1] == tname for r in grp.runs]
         for r in task_runs:
@@ -179,14 +179,16 @@ def _make_figures(fig_dir: Path, groups: dict[tuple, Group], tasks: list[str], s
             if not sc:
                 continue
             fit_id = str(th.get("key") or f"{r.key}")
-            series_by_teacher.setdefault(str(r.teacher.get("fingerprint") or th.get("teacher") or "teacher"), {})[
-                fit_id] = sc
+            fp = str(r.teacher.get("fingerprint") or th.get("teacher") or "teacher")
+            series_by_teacher.setdefault((fp, r.heads_standardized), {})[fit_id] = sc
         if series_by_teacher:
             series = []
-            for fp, fits in series_by_teacher.items():
+            n_teachers = len({fp for fp, _ in series_by_teacher})
+            for (fp, std), fits in sorted(series_by_teacher.items()):
                 layers = sorted({x for f in fits.values() for x in f})
                 stats = [mean_std([f.get(x, float("nan")) for f in fits.values()]) for x in layers]
-                label = "pseudo classifiers" if len(series_by_teacher) == 1 else f"teacher {fp[:8]}"
+                label = "pseudo classifiers" if n_teachers == 1 else f"teacher {fp[:8]}"
+                label += ", standardised inputs" if std else ""
                 series.append({"label": label, "layers": layers, "mean": [s_[0] for s_ in stats],
                                "std": [s_[1] for s_ in stats], "n": len(fits)})
             n_fits = sum(len(f) for f in series_by_teacher.values())

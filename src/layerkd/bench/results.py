@@ -88,6 +88,8 @@ class Run:
     command: str
     finished_at: str
     superseded: list[str] = field(default_factory=list)
+    #: ``teacher.fit_heads.standardize`` of the run (absent from configs written before the option: false)
+    heads_standardized: bool = False
 
     @property
     def identity(self) -> tuple[str, str, str, int]:
@@ -142,7 +144,9 @@ def _parse_run(path: Path, data: dict[str, Any]) -> Run:
                student_spec=str(cell.get("student_spec", cell["student"])), method=str(cell["method"]),
                seed=int(cell["seed"]), suites=[str(s) for s in data.get("suites") or []], result=result,
                teacher=teacher, wall_seconds=float(wall) if isinstance(wall, (int, float)) else None,
-               command=str(data.get("command") or ""), finished_at=str(data.get("finished_at") or ""))
+               command=str(data.get("command") or ""), finished_at=str(data.get("finished_at") or ""),
+               heads_standardized=bool((((data.get("config") or {}).get("teacher") or {}).get("fit_heads") or {})
+                                       .get("standardize", False)))
 
 
 def load_results(results_dir: Path) -> tuple[list[Run], list[tuple[str, str]], list[dict[str, Any]]]:
