@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,3 +143,10 @@ class LengthGroupedBatchSampler:
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+def ordered_batches(data, batch_size: int, device) -> Iterator[Batch]:
+    """Every example of ``data`` once, in length-grouped batches without shuffling, on ``device``
+    (for passes that only read: evaluation, statistics)."""
+    for b in LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False).batches():
+        yield collate([data[i] for i in b]).to(device)

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..checkpoint import write_dir_atomically
 from ..config import HeadsFitConfig, TrainConfig, hashable_dump
+from ..data.batching import ordered_batches
 from ..data.encoding import EncodedSplit
 from ..errors import ConfigError, ModelError
 from ..evaluation import EvalResult
@@ -96,14 +97,11 @@ def heads_key(teacher_fp: str, train: EncodedSplit, cfg: HeadsFitConfig, seed: i
 
 def _layer_stats(trainer: Trainer, probe: ProbeObjective, data: EncodedSplit) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (population) std of every head's input over the training split, each [k, d] (float64 sums)."""
-    from ..data.batching import LengthGroupedBatchSampler, collate  # noqa: PLC0415
-
     source = trainer.teacher.source(probe.needs, trainer.device, data)
     index = torch.tensor(probe.heads.layers, dtype=torch.long)
     total = total_sq = 0.0
     with torch.no_grad():
-        for b in LengthGroupedBatchSampler(data.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
-            batch = collate([data[i] for i in b]).to(trainer.device)
+        for batch in ordered_batches(data, trainer.cfg.eval_batch_size, trainer.device):
             vectors = source.trace(batch, probe.needs).layer_vectors(probe.heads.pooling)
             x = vectors.index_select(1, index.to(vectors.device)).double().cpu()  # [B, k, d]
             total, total_sq = total + x.sum(0), total_sq + x.pow(2).sum(0)
@@ -118,11 +116,8 @@ def _probe_evaluator(task: Task):
         source = trainer.teacher.source(probe.needs, trainer.device, data)
         module.eval()
         outs = torch.zeros(len(data), len(probe.heads.layers), task.num_labels)
-        from ..data.batching import LengthGroupedBatchSampler, collate  # noqa: PLC0415
-
         with torch.no_grad():
-            for b in LengthGroupedBatchSampler(data.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
-                batch = collate([data[i] for i in b]).to(trainer.device)
+            for batch in ordered_batches(data, trainer.cfg.eval_batch_size, trainer.device):
                 outs[batch.index.cpu()] = probe.outputs(source.trace(batch, probe.needs)).float().cpu()
         gold = data.labels.numpy()
         metrics: dict[str, float] = {}
