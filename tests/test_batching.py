@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from layerkd import toy
-from layerkd.data.batching import Batch, LengthGroupedBatchSampler, collate
+from layerkd.data.batching import Batch, LengthGroupedBatchSampler, collate, ordered_batches
 from layerkd.data.encoding import EncodedSplit, HFTextEncoder, TextEncoder
 from layerkd.data.readers import read_file
 from layerkd.tasks import task_from_config
@@ -354,3 +354,30 @@ def test_tokenizer_fingerprint_ignores_per_call_truncation(tmp_path):
     from transformers import BertTokenizer
 
     assert tokenizer_fingerprint(BertTokenizer(str(tmp_path / "tok2" / "vocab.txt"))) != tokenizer_fingerprint(other)
+
+
+# ============================================================================= ordered_batches
+
+
+class _RowsOnly:
+    """A split without ``batch`` (only rows and lengths): ``ordered_batches`` must fall back to collate."""
+
+    def __init__(self, inner: EncodedSplit):
+        self.inner, self.lengths = inner, inner.lengths
+
+    def __getitem__(self, i):
+        return self.inner[i]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_ordered_batches_cover_every_row_once_across_processes(tok_dir, pair_split, world):
+    data = EncodedSplit(pair_split, {"student": hf_encoder(tok_dir)}, max_length=64)
+    parts = [list(ordered_batches(data, 3, rank=r, world=world)) for r in range(world)]
+    rows = sorted(int(i) for part in parts for b in part for i in b.index)
+    assert rows == list(range(len(data)))  # nothing repeated, nothing missing (the training shards repeat)
+    expected = LengthGroupedBatchSampler(data.lengths, 3, shuffle=False).batches()
+    for r, part in enumerate(parts):  # rank r takes global batches r, r + world, ...
+        assert [b.index.tolist() for b in part] == expected[r::world]
+    fallback = list(ordered_batches(_RowsOnly(data), 3))
+    for a, b in zip(fallback, parts[0] if world == 1 else ordered_batches(data, 3), strict=True):
+        _assert_same_batch(a, b)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import faults
-from .data.batching import Batch, LengthGroupedBatchSampler, collate
+from .data.batching import Batch, ordered_batches
 from .data.encoding import EncodedSplit
 from .metrics import compute_metrics, predictions_from_outputs
 from .tasks import Task
@@ -40,11 +40,9 @@ def score_split(data: EncodedSplit, outputs_fn: Callable[[Batch], torch.Tensor],
     ``metric_prefix`` is prepended to every metric name except ``_main``."""
     was_training = model.training
     model.eval()
-    batches = LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False).batches()
     world, rank = accelerator.num_processes, accelerator.process_index
     idx_parts, out_parts = [], []
-    for b in batches[rank::world]:
-        batch = collate([data[i] for i in b]).to(accelerator.device)
+    for batch in ordered_batches(data, batch_size, accelerator.device, rank=rank, world=world):
         with accelerator.autocast():
             out = outputs_fn(batch)
         idx_parts.append(batch.index.cpu().numpy())

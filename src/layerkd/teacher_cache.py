@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .checkpoint import sha256_file
-from .data.batching import LengthGroupedBatchSampler
+from .data.batching import ordered_batches
 from .data.encoding import EncodedSplit
 from .models.fingerprint import model_fingerprint, module_fingerprint
 from .models.trace import Trace
@@ -282,8 +282,7 @@ class TeacherCache:
         needs = Needs(teacher=frozenset(f for f, _ in fields),
                       teacher_poolings=frozenset(p for f, p in fields if p is not None))
         out: dict[tuple[str, str | None], np.ndarray] = {}
-        for b in LengthGroupedBatchSampler(data.lengths, 128, shuffle=False).batches():
-            batch = data.batch(b).to(device)
+        for batch in ordered_batches(data, 128, device):
             tr = live.trace(batch, needs)
             idx = batch.index.cpu().numpy()
             for f, p in fields:

@@ -145,8 +145,17 @@ class LengthGroupedBatchSampler:
         return len(self.batches())
 
 
-def ordered_batches(data, batch_size: int, device) -> Iterator[Batch]:
-    """Every example of ``data`` once, in length-grouped batches without shuffling, on ``device``
-    (for passes that only read: evaluation, statistics)."""
-    for b in LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False).batches():
-        yield collate([data[i] for i in b]).to(device)
+def ordered_batches(data, batch_size: int, device=None, *, rank: int = 0, world: int = 1) -> Iterator[Batch]:
+    """Every example of ``data`` once, in length-grouped batches without shuffling, moved to
+    ``device`` when one is given (for passes that only read: evaluation, statistics, the teacher
+    cache, diagnostics, prediction).
+
+    With ``world > 1`` process ``rank`` takes every ``world``-th batch, so the processes together
+    still cover each row exactly once (unlike the training sampler's shards, nothing is repeated).
+    Batches are built with ``data.batch`` when the split has it (array operations) and with
+    :func:`collate` otherwise; both give the same tensors."""
+    batches = LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False).batches()
+    build = getattr(data, "batch", None) or (lambda b: collate([data[i] for i in b]))
+    for b in batches[rank::world]:
+        batch = build(b)
+        yield batch if device is None else batch.to(device)

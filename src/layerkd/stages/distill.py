@@ -21,7 +21,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..config import RunConfig
-from ..data.batching import LengthGroupedBatchSampler
+from ..data.batching import ordered_batches
 from ..data.encoding import EncodedSplit
 from ..data.readers import Split
 from ..errors import CheckpointError, ConfigError, PairError
@@ -117,8 +117,7 @@ def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev
         module.eval()
         sums: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for b in LengthGroupedBatchSampler(dev.lengths, trainer.cfg.eval_batch_size, shuffle=False).batches():
-                batch = dev.batch(b).to(trainer.device)
+            for batch in ordered_batches(dev, trainer.cfg.eval_batch_size, trainer.device):
                 s = module.student(batch.inputs["student"], hidden_states=True)
                 for k, o in objs.items():
                     t = provider.source(o.needs, trainer.device, dev).trace(batch, o.needs)

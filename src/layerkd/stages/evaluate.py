@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import atomic_write_text
-from ..data.batching import LengthGroupedBatchSampler, collate
+from ..data.batching import ordered_batches
 from ..data.encoding import EncodedSplit
 from ..data.readers import read_file, read_split
 from ..metrics import compute_metrics, predictions_from_outputs
@@ -21,10 +21,8 @@ from ..tasks import Task
 @torch.no_grad()
 def predict(model, data: EncodedSplit, batch_size: int = 128) -> np.ndarray:
     model.eval()
-    sampler = LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False)
     outs = np.zeros((len(data), model.info.num_labels), dtype=np.float32)
-    for b in sampler.batches():
-        batch = collate([data[i] for i in b])
+    for batch in ordered_batches(data, batch_size):
         outs[batch.index.numpy()] = model(batch.inputs["student"]).require_logits().float().numpy()
     return outs
 
