@@ -359,16 +359,6 @@ def test_tokenizer_fingerprint_ignores_per_call_truncation(tmp_path):
 # ============================================================================= ordered_batches
 
 
-class _RowsOnly:
-    """A split without ``batch`` (only rows and lengths): ``ordered_batches`` must fall back to collate."""
-
-    def __init__(self, inner: EncodedSplit):
-        self.inner, self.lengths = inner, inner.lengths
-
-    def __getitem__(self, i):
-        return self.inner[i]
-
-
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_ordered_batches_cover_every_row_once_across_processes(tok_dir, pair_split, world):
     data = EncodedSplit(pair_split, {"student": hf_encoder(tok_dir)}, max_length=64)
@@ -378,6 +368,6 @@ def test_ordered_batches_cover_every_row_once_across_processes(tok_dir, pair_spl
     expected = LengthGroupedBatchSampler(data.lengths, 3, shuffle=False).batches()
     for r, part in enumerate(parts):  # rank r takes global batches r, r + world, ...
         assert [b.index.tolist() for b in part] == expected[r::world]
-    fallback = list(ordered_batches(_RowsOnly(data), 3))
-    for a, b in zip(fallback, parts[0] if world == 1 else ordered_batches(data, 3), strict=True):
-        _assert_same_batch(a, b)
+    for part in parts:  # the same tensors as collate of the same rows
+        for b in part:
+            _assert_same_batch(b, collate([data[i] for i in b.index.tolist()]))

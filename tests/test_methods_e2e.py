@@ -125,6 +125,10 @@ def test_alp_and_universal_attention_diagnostics(tiny_teacher_dir, toy_data, tmp
     assert alp.shape == (2, 4) and np.allclose(alp.sum(1), 1.0, atol=1e-4)
     uni = np.asarray(att["universal"]["weights"])
     assert att["universal"]["teacher"] == [1, 2, 3, 4] and np.allclose(uni.sum(1), 1.0, atol=1e-4)
+    # the diagnostics read the teacher once per dev batch for both objectives (one source, the union of needs)
+    dev_sources = [d for d in res["diagnostics"]["teacher_source"] if d["split"] == "dev"]
+    assert len(dev_sources) == 1, dev_sources
+    assert {"head_logits", "layer_vectors"} <= set(dev_sources[0]["needs"]), dev_sources
     heads = res["diagnostics"]["teacher_heads"]
     assert set(heads["dev_scores"]) == {"1", "2", "3"}
     assert (out / "teacher_heads" / "heads.safetensors").exists()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # encoding imports this module
+    from .encoding import EncodedSplit
 
 
 @dataclass
@@ -145,17 +149,16 @@ class LengthGroupedBatchSampler:
         return len(self.batches())
 
 
-def ordered_batches(data, batch_size: int, device=None, *, rank: int = 0, world: int = 1) -> Iterator[Batch]:
+def ordered_batches(data: EncodedSplit, batch_size: int, device=None, *, rank: int = 0, world: int = 1) -> Iterator[Batch]:
     """Every example of ``data`` once, in length-grouped batches without shuffling, moved to
     ``device`` when one is given (for passes that only read: evaluation, statistics, the teacher
     cache, diagnostics, prediction).
 
     With ``world > 1`` process ``rank`` takes every ``world``-th batch, so the processes together
     still cover each row exactly once (unlike the training sampler's shards, nothing is repeated).
-    Batches are built with ``data.batch`` when the split has it (array operations) and with
-    :func:`collate` otherwise; both give the same tensors."""
+    Batches are built with ``EncodedSplit.batch`` (array operations; the same tensors as
+    :func:`collate`)."""
     batches = LengthGroupedBatchSampler(data.lengths, batch_size, shuffle=False).batches()
-    build = getattr(data, "batch", None) or (lambda b: collate([data[i] for i in b]))
     for b in batches[rank::world]:
-        batch = build(b)
+        batch = data.batch(b)
         yield batch if device is None else batch.to(device)

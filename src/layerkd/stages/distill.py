@@ -11,8 +11,10 @@ Order of work, so that a bad input costs nothing and leaves nothing behind:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,13 @@ def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev
     if objs:
         module.eval()
         sums: dict[str, torch.Tensor] = {}
+        needs = functools.reduce(operator.or_, (o.needs for o in objs.values()))  # one teacher pass serves all
+        source = provider.source(needs, trainer.device, dev)
         with torch.no_grad():
             for batch in ordered_batches(dev, trainer.cfg.eval_batch_size, trainer.device):
                 s = module.student(batch.inputs["student"], hidden_states=True)
+                t = source.trace(batch, needs)
                 for k, o in objs.items():
-                    t = provider.source(o.needs, trainer.device, dev).trace(batch, o.needs)
                     w = o.layer_weights(s, t).float().sum(dim=0).cpu()
                     sums[k] = w if k not in sums else sums[k] + w
         out["layer_attention"] = {
