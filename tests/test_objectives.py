@@ -996,6 +996,7 @@ def test_needs_union():
     assert (a | Needs()) == a and (Needs() | Needs()) == Needs()
     assert Needs().needs_teacher is False and a.needs_teacher is True
     assert (a | b) == (b | a)
+    assert Needs.union([a, b, c]) == u and Needs.union([]) == Needs() and Needs.union(iter([b])) == b
     assert a.student_hidden is False and u.student_hidden is True
     kd = build("kd", {}, **CTX_ALL).needs
     tb = build("tinybert", {}, **CTX_ALL).needs

@@ -66,16 +66,10 @@ class Recipe(nn.Module):
 
     def needs(self, phase: int | None = None) -> Needs:
         ph = self.phases[self.phase_index if phase is None else phase]
-        out = Needs()
-        for key in ph.active:
-            out = out | self.objectives[key].needs
-        return out
+        return Needs.union(self.objectives[key].needs for key in ph.active)
 
     def all_needs(self) -> Needs:
-        out = Needs()
-        for i in range(len(self.phases)):
-            out = out | self.needs(i)
-        return out
+        return Needs.union(self.needs(i) for i in range(len(self.phases)))
 
     # ------------------------------------------------------------------ loss
     def forward(self, student: Trace, teacher: Trace | None, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

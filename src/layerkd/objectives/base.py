@@ -16,6 +16,9 @@ can be served from the teacher cache.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,6 +50,11 @@ class Needs:
             self.token_aligned or other.token_aligned,
             self.same_heads or other.same_heads,
         )
+
+    @staticmethod
+    def union(needs: Iterable[Needs]) -> Needs:
+        """What a set of objectives needs together (one teacher pass serves them all)."""
+        return functools.reduce(operator.or_, needs, Needs())
 
     @property
     def needs_teacher(self) -> bool:

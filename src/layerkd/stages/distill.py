@@ -11,10 +11,8 @@ Order of work, so that a bad input costs nothing and leaves nothing behind:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from ..errors import CheckpointError, ConfigError, PairError
 from ..methods import Method, resolve_method
 from ..models.fingerprint import model_fingerprint
 from ..models.load import build_student, load_model
-from ..objectives.base import BuildContext
+from ..objectives.base import BuildContext, Needs
 from ..recipe import Recipe, build_recipe
 from ..tasks import Task, task_from_config
 from ..teacher import TeacherProvider
@@ -118,7 +116,7 @@ def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev
     if objs:
         module.eval()
         sums: dict[str, torch.Tensor] = {}
-        needs = functools.reduce(operator.or_, (o.needs for o in objs.values()))  # one teacher pass serves all
+        needs = Needs.union(o.needs for o in objs.values())  # one teacher pass serves all
         source = provider.source(needs, trainer.device, dev)
         with torch.no_grad():
             for batch in ordered_batches(dev, trainer.cfg.eval_batch_size, trainer.device):
