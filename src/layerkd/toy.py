@@ -126,9 +126,9 @@ def write_tiny_bert(directory: str | Path, *, num_labels: int = 2, layers: int =
     model.config.architectures = ["BertModel"]  # a "pretrained encoder": its head is not fine-tuned yet
     model.save_pretrained(str(d), safe_serialization=True)
     cfg_path = d / "config.json"
-    import json  # noqa: PLC0415
+    from . import jsonio  # noqa: PLC0415
 
-    data = json.loads(cfg_path.read_text())
+    data = jsonio.loads(cfg_path.read_text())
     data["architectures"] = ["BertModel"]
-    cfg_path.write_text(json.dumps(data, indent=2))
+    cfg_path.write_text(jsonio.dumps(data, indent=2))
     return d

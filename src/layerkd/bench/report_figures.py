@@ -55,7 +55,7 @@ def _head_scores(th: dict[str, Any], metric: str) -> dict[int, float] | None:
     """Per teacher layer dev score of the pseudo classifiers, from a ``teacher_heads`` report."""
     ds = th.get("dev_scores")
     if isinstance(ds, dict) and ds:
-        return {int(k): float(v) for k, v in ds.items()}
+        return {int(k): float("nan") if v is None else float(v) for k, v in ds.items()}  # null: not finite
     dev = th.get("dev")
     if isinstance(dev, dict) and dev:
         out = {}

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..jsonio import nan_for_null
 from ..metrics import glue_score
 from ..tasks import GLUE_TASKS, get_task
 
@@ -100,14 +101,17 @@ class Run:
             m = self.result.get(which)
         else:
             m = ((self.result.get("extra_eval") or {}).get(eval_set) or {}).get(which)
-        return m if isinstance(m, dict) else None
+        return nan_for_null(m) if isinstance(m, dict) else None  # a non-finite metric is written as null
 
     def predictions(self, which: str, eval_set: str = "dev") -> np.ndarray | None:
         if eval_set == "dev":
             p = (self.result.get("dev_predictions") or {}).get(which)
         else:
             p = (((self.result.get("extra_eval") or {}).get(eval_set) or {}).get("predictions") or {}).get(which)
-        return None if p is None else np.asarray(p)
+        if p is None:
+            return None
+        arr = np.asarray(p)
+        return arr.astype(float) if arr.dtype == object else arr  # null (a non-finite output) → nan
 
     def labels(self, eval_set: str = "dev") -> np.ndarray | None:
         if eval_set == "dev":

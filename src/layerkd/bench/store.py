@@ -17,6 +17,7 @@ try:
 except ImportError:  # Windows: no flock; one bench process per results directory
     fcntl = None  # type: ignore[assignment]
 
+from .. import jsonio
 from ..checkpoint import atomic_write_text
 from .results import SCHEMA
 
@@ -96,4 +97,4 @@ def _add_suite(results: Path, key: str, name: str, *, locked: bool = False) -> N
             _add_suite(results, key, name, locked=True)  # reads the file again under the lock
         return
     r["suites"] = [*r.get("suites", []), name]
-    atomic_write_text(p, json.dumps(r, indent=1, default=float))
+    atomic_write_text(p, jsonio.dumps(r, indent=1))

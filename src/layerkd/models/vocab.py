@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import jsonio
 from ..errors import ModelError
 
 PAD, UNK, SEP = "[PAD]", "[UNK]", "[SEP]"
@@ -81,7 +82,7 @@ class WordVocab:
     # ------------------------------------------------------------------ io
     def save(self, out_dir: str | Path) -> None:
         data = {"format": 1, "token_pattern": TOKEN_PATTERN, "words": self.words}
-        (Path(out_dir) / VOCAB_FILE).write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
+        (Path(out_dir) / VOCAB_FILE).write_text(jsonio.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: str | Path) -> WordVocab:
