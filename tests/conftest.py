@@ -22,6 +22,23 @@ REPO = Path(__file__).resolve().parents[1]
 # several times slower than one
 torch.set_num_threads(1)
 
+#: the teacher cache a run would use outside the tests ($LAYERKD_CACHE or ~/.cache/layerkd), read
+#: before the fixture below points LAYERKD_CACHE elsewhere; the tests must never write there
+USER_CACHE = Path(os.environ.get("LAYERKD_CACHE") or Path.home() / ".cache" / "layerkd")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_teacher_cache(tmp_path_factory):
+    """Every test (and every CLI subprocess it starts) uses a temporary teacher cache, whatever
+    HOME or LAYERKD_CACHE say: a test run never adds entries to the user's real cache."""
+    old = os.environ.get("LAYERKD_CACHE")
+    os.environ["LAYERKD_CACHE"] = str(tmp_path_factory.mktemp("layerkd-cache"))
+    yield Path(os.environ["LAYERKD_CACHE"])
+    if old is None:
+        os.environ.pop("LAYERKD_CACHE", None)
+    else:
+        os.environ["LAYERKD_CACHE"] = old
+
 
 def _shared() -> Path | None:
     env = os.environ.get("LAYERKD_SHARED")

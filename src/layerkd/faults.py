@@ -1,8 +1,9 @@
 """Fault injection for the crash-safety tests (test-only; does nothing unless asked).
 
 ``LAYERKD_FAULT=<point>:<n>`` makes the process ``SIGKILL`` itself the ``n``-th time (1-based,
-counted per process) it reaches the named point, e.g. ``LAYERKD_FAULT=checkpoint:2``. Several
-faults may be given, comma-separated; the first one reached fires. Points:
+counted per process) it reaches the named point, e.g. ``LAYERKD_FAULT=checkpoint:2``;
+``<point>:<n>:INT`` or ``:TERM`` sends SIGINT (Ctrl-C) or SIGTERM instead, for the tests of an
+interrupted run. Several faults may be given, comma-separated; the first one reached fires. Points:
 
 * ``step`` — mid-step: after the backward pass, before the optimiser step;
 * ``eval`` — mid-evaluation: after the first evaluation batch;
@@ -27,13 +28,14 @@ POINTS = ("step", "eval", "checkpoint", "swap", "outputs")
 _counts: dict[str, int] = {}
 
 
-def _targets() -> dict[str, int]:
+def _targets() -> dict[str, tuple[int, signal.Signals]]:
     spec = os.environ.get(ENV, "").strip()
-    out: dict[str, int] = {}
+    out: dict[str, tuple[int, signal.Signals]] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, n = part.partition(":")
+        name, _, rest = part.partition(":")
+        n, _, sig = rest.partition(":")
         if name in POINTS:
-            out[name] = int(n or 1)
+            out[name] = (int(n or 1), getattr(signal, f"SIG{sig.upper()}") if sig else signal.SIGKILL)
     return out
 
 
@@ -45,5 +47,6 @@ def point(name: str) -> None:
     if name not in targets:
         return
     _counts[name] = _counts.get(name, 0) + 1
-    if _counts[name] == targets[name]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    n, sig = targets[name]
+    if _counts[name] == n:
+        os.kill(os.getpid(), sig)
