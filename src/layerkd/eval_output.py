@@ -11,8 +11,9 @@ Every result records what was evaluated under ``"evaluated"`` (the split and dat
 the file and column mapping, and the model directory). An existing file is replaced only when it
 holds the same evaluation — a rerun, e.g. after more training or with another ``--max-length``.
 Anything else there (another evaluation, a file without that record such as an ``eval-dev.json``
-of layerkd ≤ 0.1 or a file that is not an evaluation at all, a directory) is an error: nothing is
-evaluated and nothing is written; choose another ``--output``.
+of layerkd ≤ 0.1 or a file that is not an evaluation at all) is an error: nothing is
+evaluated and nothing is written; choose another ``--output``. Where a result may go at all (not
+a directory, not over an input, writable) is :func:`layerkd.outputs.check_output_file`'s rule.
 """
 
 from __future__ import annotations
@@ -66,9 +67,7 @@ def _same(old: dict[str, Any], new: dict[str, Any], where: Path) -> bool:
 def check_replaceable(path: Path, ident: dict[str, Any]) -> None:
     """Raise a one-line error unless ``path`` is absent or holds the same evaluation."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"evaluate --output {path}: is a directory; give a file name (e.g. {path / default_name(ident)})")
-    if not path.exists():
+    if not path.is_file():  # absent (a directory, an unwritable place: layerkd.outputs.check_output_file)
         return
     try:
         old = json.loads(path.read_text(encoding="utf-8")).get("evaluated")
