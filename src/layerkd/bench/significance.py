@@ -4,7 +4,10 @@ beats PKD”).
 
 Both kinds pair the two rows' runs by training seed, on the same evaluation set, task and student,
 keep the seeds whose labels and predictions line up, and call
-:func:`layerkd.bench.stats.paired_bootstrap` once for the best and once for the last epoch.
+:func:`layerkd.bench.stats.paired_bootstrap` once for the best and once for the last epoch —
+with ``resample_seeds=True`` the two-level test (training seeds and examples resampled; what
+``layerkd report`` runs by default), else the one-level test over examples that the reports
+before it used (``layerkd report --bootstrap examples``).
 Holm-adjusted p-values are computed within a family: evaluation set × task × student ×
 best/last, over the baseline tests or over the declared comparisons (the two families are
 adjusted separately)."""
@@ -21,6 +24,11 @@ from .results import WHICH, Group, Run
 from .stats import holm, paired_bootstrap
 
 TEST_NAME = "paired bootstrap, one-sided H0: delta <= 0, shift method, add-one"
+TWO_LEVEL_TEST_NAME = "two-level paired bootstrap (seeds, examples), one-sided H0: delta <= 0, shift method, add-one"
+
+
+def test_label(resample_seeds: bool) -> str:
+    return TWO_LEVEL_TEST_NAME if resample_seeds else TEST_NAME
 
 # significance.csv / comparisons.csv columns: "baseline" is the row tested against (B of A:B)
 COLUMNS = ["eval_set", "task", "student", "method", "baseline", "which", "metric", "n_seeds", "seeds", "n_examples",
@@ -74,13 +82,13 @@ def paired_inputs(method_runs: list[Run], base_runs: list[Run], which: str, eval
     return (use, np.stack(pa), np.stack(pb), gold), "; ".join(reasons)
 
 
-def _pair_records(g: Group, base: Group, n_boot: int, seed: int) -> list[dict[str, Any]]:
+def _pair_records(g: Group, base: Group, n_boot: int, seed: int, resample_seeds: bool = False) -> list[dict[str, Any]]:
     """The best- and last-epoch test records of ``g`` against ``base``."""
     out = []
     for which in WHICH:
         rec: dict[str, Any] = {"eval_set": g.eval_set, "task": g.task.name, "student": g.student, "method": g.method,
                                "baseline": base.method, "which": which, "metric": g.task.main_metric,
-                               "n_boot": n_boot, "boot_seed": seed, "test": TEST_NAME}
+                               "n_boot": n_boot, "boot_seed": seed, "test": test_label(resample_seeds)}
         inputs, note = paired_inputs(g.runs, base.runs, which, g.eval_set)
         rec["note"] = note
         if inputs is None:
@@ -88,7 +96,10 @@ def _pair_records(g: Group, base: Group, n_boot: int, seed: int) -> list[dict[st
                        p_value=float("nan"), method_score=float("nan"), baseline_score=float("nan"))
         else:
             seeds, pa, pb, gold = inputs
-            res = paired_bootstrap(g.task.main_metric, pa, pb, gold, n_boot=n_boot, seed=seed)
+            res = paired_bootstrap(g.task.main_metric, pa, pb, gold, n_boot=n_boot, seed=seed,
+                                   resample_seeds=resample_seeds)
+            if resample_seeds and res.n_seeds < 2:
+                rec["note"] = "; ".join(x for x in (note, "one seed: no p (seed variance not estimable)") if x)
             rec.update(n_seeds=res.n_seeds, seeds=" ".join(map(str, seeds)), n_examples=res.n_examples,
                        delta=res.delta, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value,
                        method_score=res.method_score, baseline_score=res.baseline_score)
@@ -107,19 +118,20 @@ def _holm_within_families(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def baseline_tests(groups: dict[GroupKey, Group], baseline: str, n_boot: int, seed: int,
-                   order: Callable[[GroupKey], Any]) -> list[dict[str, Any]]:
+                   order: Callable[[GroupKey], Any], resample_seeds: bool = False) -> list[dict[str, Any]]:
     """Every method against ``baseline`` wherever both have a row."""
     tests: list[dict[str, Any]] = []
     for key in sorted(groups, key=order):
         g = groups[key]
         base = groups.get((g.eval_set, g.task.name, g.student, baseline))
         if g.method != baseline and base is not None:
-            tests += _pair_records(g, base, n_boot, seed)
+            tests += _pair_records(g, base, n_boot, seed, resample_seeds)
     return _holm_within_families(tests)
 
 
 def comparison_tests(groups: dict[GroupKey, Group], comparisons: Sequence[tuple[str, str]], n_boot: int, seed: int,
-                     order: Callable[[GroupKey], Any], declared: Sequence[str] = ()) -> list[dict[str, Any]]:
+                     order: Callable[[GroupKey], Any], declared: Sequence[str] = (),
+                     resample_seeds: bool = False) -> list[dict[str, Any]]:
     """Each declared ``(A, B)`` wherever both rows exist (every evaluation set, task and student).
 
     A method that neither has a result nor is ``declared`` (a method of the expected suite cells)
@@ -136,5 +148,5 @@ def comparison_tests(groups: dict[GroupKey, Group], comparisons: Sequence[tuple[
         ev, t, s, m = key
         for a, b in comparisons:
             if m == a and (ev, t, s, b) in groups:
-                tests += _pair_records(groups[key], groups[(ev, t, s, b)], n_boot, seed)
+                tests += _pair_records(groups[key], groups[(ev, t, s, b)], n_boot, seed, resample_seeds)
     return _holm_within_families(tests)

@@ -33,6 +33,30 @@ the resampled values for Spearman), so a whole block of samples is scored with m
 ``W @ X`` — 10 000 samples × 408 examples × 3 seeds × 2 systems takes well under a second.
 :func:`resampled_scores` is exact: for the multiset I with counts w it returns what
 :func:`layerkd.metrics.compute_metrics` returns on ``pred[I], gold[I]`` (tested).
+
+**Two levels: seeds and examples** (``resample_seeds=True``, what the report uses by default).
+The test above holds the training seeds fixed, so its p-value ignores seed-to-seed training
+variance: three seeds whose differences are −0.5, +3.8 and +2.9 give p < 0.001 when the examples
+are many. The two-level test resamples both crossed factors (Owen 2007's "pigeonhole"
+bootstrap; Bouthillier et al. 2021 on seed variance in ML benchmarks): each resample draws S
+seed indices with replacement (count vector c, summing to S; the same seeds for both systems,
+paired by seed number) and, independently, N example indices with replacement (the same for
+every seed and both systems), and
+
+    δ* = Σ_s c_s · [ metric(A_s on I*) − metric(B_s on I*) ] / S
+
+— the metric is computed on each seed's whole resampled example set (F1, MCC, Pearson are not
+per-example means), then averaged over the drawn seeds. The observed δ, the p-value and the
+interval are computed exactly as above. Example draws come from ``default_rng(seed)`` as in the
+one-level test and seed draws from a second generator, ``default_rng([seed, 1])``, so with
+``resample_seeds=False`` the result is bit-identical to the one-level test. With one seed the
+training variance cannot be estimated: the two-level p-value and interval are NaN. With few
+seeds the seed bootstrap is coarse (S = 3 has 10 distinct seed multisets) and, like every
+bootstrap, understates the seed variance by a factor (S − 1)/S: more seeds, not more resamples,
+sharpen it.
+
+**Alternatives** (``alternative``): ``greater`` (H1: the method beats the baseline, the default),
+``less`` (H1: it is worse: p counts δ* − δ ≤ δ) and ``two-sided`` (p counts |δ* − δ| ≥ |δ|).
 """
 
 from __future__ import annotations
@@ -54,6 +78,19 @@ TEST_DESCRIPTION = (
     "on the resample; one-sided H0: δ ≤ 0, p = (1 + #{δ* − δ ≥ δ}) / (B + 1) (shift method, i.e. the "
     "fraction of resamples with δ* ≥ 2δ, add-one corrected); 95 % CI = 2.5th–97.5th percentiles of δ*"
 )
+
+TWO_LEVEL_DESCRIPTION = (
+    "two-level paired bootstrap over training seeds and dev examples: each of B resamples draws the seeds with "
+    "replacement (the same for both systems, paired by seed number) and, independently, N example indices with "
+    "replacement (the same for every seed and both systems); δ* = mean over the drawn seeds of [main metric(method) "
+    "− main metric(baseline)], each computed on the whole resampled example set; one-sided H0: δ ≤ 0, "
+    "p = (1 + #{δ* − δ ≥ δ}) / (B + 1) (shift method, add-one corrected); 95 % CI = 2.5th–97.5th percentiles of "
+    "δ*; no p with a single seed (the training variance cannot be estimated)"
+)
+
+#: ``levels`` names of the report (``--bootstrap``): the two-level test, or examples only (the old one)
+BOOTSTRAP_LEVELS = {"two-level": True, "examples": False}
+ALTERNATIVES = ("greater", "less", "two-sided")
 
 
 # ---------------------------------------------------------------------------------------------- spread
@@ -185,13 +222,22 @@ def resampled_scores(metric: str, preds: np.ndarray, gold: np.ndarray, w: np.nda
 
 
 # ---------------------------------------------------------------------------------------------- the test
-def bootstrap_p_value(deltas: np.ndarray, observed: float) -> float:
-    """One-sided p of H0: δ ≤ 0 by the shift method: (1 + #{δ* − δ ≥ δ}) / (B + 1)."""
+def bootstrap_p_value(deltas: np.ndarray, observed: float, alternative: str = "greater") -> float:
+    """p by the shift method, add-one corrected: (1 + #{δ* − δ ≥ δ}) / (B + 1) for ``greater``
+    (H0: δ ≤ 0), #{δ* − δ ≤ δ} for ``less`` (H0: δ ≥ 0), #{|δ* − δ| ≥ |δ|} for ``two-sided``."""
     deltas = np.asarray(deltas, dtype=np.float64)
     # a tiny tolerance so that float noise in δ* (sums of the same numbers in another order) counts as a tie
     tol = 1e-12 * max(1.0, abs(observed))
-    count = int(np.sum(deltas - observed >= observed - tol))
-    return (1 + count) / (len(deltas) + 1)
+    centred = deltas - observed
+    if alternative == "greater":
+        hits = centred >= observed - tol
+    elif alternative == "less":
+        hits = centred <= observed + tol
+    elif alternative == "two-sided":
+        hits = np.abs(centred) >= abs(observed) - tol
+    else:
+        raise ValueError(f"alternative must be one of {', '.join(ALTERNATIVES)}, not {alternative!r}")
+    return (1 + int(np.sum(hits))) / (len(deltas) + 1)
 
 
 @dataclass
@@ -211,6 +257,8 @@ class PairedBootstrap:
     seed: int = 0
     confidence: float = 0.95
     deltas: np.ndarray | None = field(default=None, repr=False)
+    alternative: str = "greater"
+    resample_seeds: bool = False  # True: the two-level test (seeds and examples)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -228,11 +276,15 @@ def paired_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
     keep_deltas: bool = False,
+    alternative: str = "greater",
+    resample_seeds: bool = False,
 ) -> PairedBootstrap:
     """Paired bootstrap test of ``method`` against ``baseline`` over the same examples (see module doc).
 
     ``method_preds`` and ``baseline_preds`` are [S, N]: row s of each comes from the same training
-    seed (the caller pairs them). ``gold`` is [N]. Deterministic for a given ``seed``."""
+    seed (the caller pairs them). ``gold`` is [N]. Deterministic for a given ``seed``.
+    ``resample_seeds``: also resample the training seeds (the two-level test; NaN p and interval
+    with one seed). ``alternative``: ``greater`` / ``less`` / ``two-sided``."""
     a = np.atleast_2d(np.asarray(method_preds))
     b = np.atleast_2d(np.asarray(baseline_preds))
     gold = np.asarray(gold)
@@ -240,25 +292,36 @@ def paired_bootstrap(
         raise ValueError(f"paired bootstrap: shapes differ (method {a.shape}, baseline {b.shape}, gold {gold.shape})")
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {', '.join(ALTERNATIVES)}, not {alternative!r}")
     s, n = a.shape
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     full_a = np.array([compute_metrics([metric], a[i], gold)[metric] for i in range(s)])
     full_b = np.array([compute_metrics([metric], b[i], gold)[metric] for i in range(s)])
     observed = float(sign * (full_a - full_b).mean())
     both = np.concatenate([a, b], axis=0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # example draws (the same stream in both modes)
+    seed_rng = np.random.default_rng([seed, 1])  # seed draws, two-level only
     parts = []
     for w in bootstrap_weights(n, n_boot, rng):
         sc = resampled_scores(metric, both, gold, w)  # [B, 2S]
-        parts.append(sign * (sc[:, :s] - sc[:, s:]).mean(axis=1))
+        diff = sc[:, :s] - sc[:, s:]  # [B, S]: per seed, on the resampled examples
+        if resample_seeds:  # c [B, S]: how often each seed is drawn among S draws with replacement
+            c = seed_rng.multinomial(s, np.full(s, 1.0 / s), size=w.shape[0]).astype(np.float64)
+            parts.append(sign * (c * diff).sum(axis=1) / s)
+        else:
+            parts.append(sign * diff.mean(axis=1))
     deltas = np.concatenate(parts)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
+    p = bootstrap_p_value(deltas, observed, alternative)
+    if resample_seeds and s < 2:  # one seed: the training variance is not estimable
+        lo = hi = p = float("nan")
     return PairedBootstrap(
         metric=metric, delta=observed, ci_low=float(lo), ci_high=float(hi),
-        p_value=bootstrap_p_value(deltas, observed), n_boot=int(n_boot), n_seeds=int(s), n_examples=int(n),
+        p_value=p, n_boot=int(n_boot), n_seeds=int(s), n_examples=int(n),
         method_score=float(full_a.mean()), baseline_score=float(full_b.mean()), seed=seed, confidence=confidence,
-        deltas=deltas if keep_deltas else None,
+        deltas=deltas if keep_deltas else None, alternative=alternative, resample_seeds=resample_seeds,
     )
 
 
