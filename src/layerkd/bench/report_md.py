@@ -103,6 +103,7 @@ def _markdown(**k: Any) -> str:
     runs: list[Run] = k["runs"]
     tasks, students, methods = k["tasks"], k["students"], k["methods"]
     baseline, n_boot = k["baseline"], k["n_boot"]
+    test_description = k.get("test_description", TEST_DESCRIPTION)  # the two-level test's, from build_report
     rows_at = {(r["eval_set"], r["task"], r["student"], r["method"]): r for r in k["rows"]}
     test_at = k["test_at"]
     task_by_name: dict[str, TaskInfo] = k["task_by_name"]
@@ -136,7 +137,7 @@ def _markdown(**k: Any) -> str:
     out.append("- **best**: the epoch whose dev main metric was highest (the model is selected on the same dev set, "
                "so this is optimistic); **last**: the final epoch (no selection on dev). Both are kept separate.")
     out.append(f"- **GLUE average**: {GLUE_AVERAGE_DESCRIPTION}.")
-    out.append(f"- **Significance** ({n_boot} resamples, generator seed {k['seed']}): {TEST_DESCRIPTION}. "
+    out.append(f"- **Significance** ({n_boot} resamples, generator seed {k['seed']}): {test_description}. "
                f"Each method is tested against the baseline **{baseline}** on the same task, student and "
                "evaluation set; Holm-adjusted p-values are given within each task × student × best/last family. "
                "In the results tables, Δ best and Δ last are the observed δ (×100) of the best and of the last epoch "
@@ -229,14 +230,14 @@ def _markdown(**k: Any) -> str:
             where = "dev" if ev == "dev" else f"{ev} ({t} model)"
             lines.append(f"### {t} — {where}\n" if ev == "dev" else f"#### {t} — {where}\n")
             lines.append(caption(f"{t}, {where}: paired bootstrap of {_mname(ti.main_metric)} (×100), method − "
-                                 f"{baseline}, pooled over the seeds both have; N = evaluation examples; one-sided "
+                                 f"{baseline}, over the seeds both have; N = evaluation examples; one-sided "
                                  f"p of H0: δ ≤ 0 ({n_boot} resamples)."))
             lines.append(_md_table(header, body, "lll" + "r" * 7 + "l"))
             lines.append("")
         return lines
 
     out.append(f"## Significance against {baseline}\n")
-    out.append(f"Test: {TEST_DESCRIPTION}.\n")
+    out.append(f"Test: {test_description}.\n")
     body = sig_tables("dev")
     out += body if body else [f"No test: no task has both {baseline} and another method with dev predictions and "
                               "labels.\n"]
@@ -272,7 +273,7 @@ def _markdown(**k: Any) -> str:
     if k.get("comparisons"):
         out.append("## Pairwise comparisons\n")
         out.append(f"Declared with `--compare METHOD:BASELINE`; the same test ({n_boot} resamples), one-sided H0: "
-                   "METHOD ≤ BASELINE, pooled over the seeds both have; Holm-adjusted within each evaluation set × "
+                   "METHOD ≤ BASELINE, over the seeds both have; Holm-adjusted within each evaluation set × "
                    "task × student × best/last family of these comparisons (separately from the tests against "
                    f"{baseline}).\n")
         pairs: dict[tuple, dict[str, dict[str, Any]]] = {}
