@@ -12,7 +12,16 @@ from typing import Any
 
 from ..errors import DataError
 from ..tasks import Task
-from .split import Example, Split, _check_text, _decode, _label, _read_bytes, _sha256_bytes
+from .split import (
+    Example,
+    Split,
+    _check_text,
+    _decode,
+    _label,
+    _read_bytes,
+    _sha256_bytes,
+    check_unique_columns,
+)
 
 
 def parse_columns(spec: str | dict[str, str] | None) -> dict[str, str] | None:
@@ -25,6 +34,8 @@ def parse_columns(spec: str | dict[str, str] | None) -> dict[str, str] | None:
             if "=" not in part:
                 raise DataError(f"--columns: expected key=column pairs like text_a=sentence1, got {part!r}")
             key, value = (s.strip() for s in part.split("=", 1))
+            if key in mapping:
+                raise DataError(f"--columns: {key} is given twice ({mapping[key]!r} and {value!r}); give it once")
             mapping[key] = value
     if mapping is not None:
         bad = sorted(set(mapping) - {"text_a", "text_b", "label"})
@@ -47,12 +58,18 @@ def _records_jsonl(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=lambda pairs, n=line_no: _unique_object(pairs, path, n))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {line_no}: not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path} line {line_no}: expected a JSON object per line")
         yield line_no, obj
+
+
+def _unique_object(pairs: list[tuple[str, Any]], path: Path, line_no: int) -> dict[str, Any]:
+    """A JSON object whose keys are unique (``json.loads`` keeps the last of a repeated key)."""
+    check_unique_columns([k for k, _ in pairs], path, line_no)
+    return dict(pairs)
 
 
 def _records_table(text: str, path: Path, delimiter: str, quoting: bool) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -69,6 +86,7 @@ def _records_table(text: str, path: Path, delimiter: str, quoting: bool) -> Iter
         raise DataError(f"{path}: empty file, expected a header row and data rows") from None
     except csv.Error as exc:
         raise DataError(f"{path} line 1: malformed row ({exc})") from None
+    check_unique_columns(header, path)
     while True:
         start = reader.line_num + 1  # where the next record begins (a quoted field may span lines)
         try:

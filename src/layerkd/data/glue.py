@@ -11,7 +11,16 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..tasks import Task
-from .split import Example, Split, _check_text, _decode, _label, _read_bytes, _sha256_bytes
+from .split import (
+    Example,
+    Split,
+    _check_text,
+    _decode,
+    _label,
+    _read_bytes,
+    _sha256_bytes,
+    check_unique_columns,
+)
 
 
 def _tsv_rows(text: str, path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -58,6 +67,7 @@ def read_glue(task: Task, data_dir: str | Path, split: str) -> Split:
         except StopIteration:
             raise DataError(f"{path}: empty file, expected a header row and data rows") from None
         width = len(header)
+        check_unique_columns(header, path)
         index = {name: i for i, name in enumerate(header)}
 
         def col(name: str | int | None) -> int | None:

@@ -46,6 +46,10 @@ def read_split(
     if len(given) != 1:
         raise DataError("give exactly one data source: a GLUE --data-dir, a --file, or a Hugging Face dataset")
     if data_dir is not None:
+        if columns is not None:
+            # a GLUE directory's columns are fixed by the task; a column mapping would be silently ignored
+            raise DataError(f"--columns / data.columns applies to files and Hugging Face datasets, not to a GLUE "
+                            f"--data-dir ({data_dir}), whose columns the task fixes; remove it or read the file with --file")
         out = read_glue(task, data_dir, split)
     elif file is not None:
         out = read_file(task, file, columns, split=split, require_labels=require_labels)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,51 @@ def _decode(data: bytes, path: Path) -> str:
         ) from None
 
 
+def _invisible(ch: str) -> bool:
+    """Whitespace, or a format character that renders as nothing (Unicode category Cf: zero-width
+    space and joiners, word joiner, BOM, soft hyphen, direction marks). ``str.strip()`` keeps the
+    latter, so a field of only zero-width characters looked non-empty."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
+def _visible_text(value: str) -> str:
+    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+
+
 def _check_text(value: str, path: Path, line: int, column: str) -> str:
-    if not value.strip():
+    """A text field must have something visible: blank, whitespace-only and zero-width-only text is empty."""
+    if all(_invisible(ch) for ch in value):
         raise DataError(f"{path} line {line}: empty text in column {column!r}")
     return value
+
+
+def check_unique_columns(names: list[str], path: Path, line: int = 1) -> None:
+    """A header (or a JSON object) that names a column twice is an error: readers would silently take
+    one of the two (a run trained on the wrong labels)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path} line {line}: column {name!r} appears twice; rename or remove one of them")
+        seen.add(name)
 
 
 def _label(task: Task, raw: Any, path: Path, line: int) -> int | float:
     try:
         return task.label_id(raw)
     except ValueError as exc:
-        raise DataError(f"{path} line {line}: {exc}") from None
+        raise DataError(f"{path} line {line}: {exc}{_stray_hint(task, raw)}") from None
+
+
+def _stray_hint(task: Task, raw: Any) -> str:
+    """Say so when a label is valid but for stray whitespace or invisible characters (a zero-width
+    space, a BOM): the repr in the message shows them, the hint names the fix."""
+    if not isinstance(raw, str):
+        return ""
+    clean = _visible_text(raw)
+    if clean == raw.strip():
+        return ""
+    try:
+        task.label_id(clean)
+    except ValueError:
+        return ""
+    return f"; it has stray whitespace or invisible characters: remove them to get {clean!r}"
