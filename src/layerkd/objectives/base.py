@@ -71,9 +71,10 @@ class Needs:
 
 
 class Options(BaseModel):
-    """Base of every objective's options: unknown keys are errors."""
+    """Base of every objective's options: unknown keys are errors, types are strict (a bool is not
+    an int, a float not an int) and every float is finite."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 @dataclass
