@@ -1,8 +1,16 @@
-"""Metrics, implemented with NumPy (tested against scikit-learn and SciPy).
+"""Metrics, computed with scikit-learn and SciPy (tested against independent NumPy references).
 
 Names follow the usual GLUE/`evaluate` spelling so that ``metrics.json`` can be read by other
 tools: ``accuracy``, ``f1`` (binary F1 of class 1, the positive class in MRPC/QQP),
 ``matthews_correlation``, ``pearson``, ``spearmanr``, ``mse``.
+
+Undefined values, decided here rather than left to the libraries' warnings:
+
+* MCC is 0 when it is undefined (constant predictions or a single gold class), as scikit-learn;
+* F1 is 0 when there is no positive example in either the predictions or the gold labels;
+* Pearson and Spearman are 0 when either side is constant (or has fewer than two values), where
+  SciPy would return NaN with a warning: a student that predicts one value has no correlation;
+* accuracy and MSE of an empty input are NaN.
 
 :func:`glue_score` is the per-task number the GLUE leaderboard averages: the mean of a task's
 official metrics (MRPC/QQP: F1 and accuracy; STS-B: Pearson and Spearman; CoLA: MCC; others:
@@ -14,68 +22,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
 
 KNOWN_METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr", "mse")
 
 
 def accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
     pred, gold = np.asarray(pred), np.asarray(gold)
-    return float((pred == gold).mean()) if len(gold) else float("nan")
+    return float(skm.accuracy_score(gold, pred)) if len(gold) else float("nan")
 
 
 def f1_binary(pred: np.ndarray, gold: np.ndarray, positive: int = 1) -> float:
+    """F1 of class ``positive`` (every other class counts as negative)."""
     pred, gold = np.asarray(pred) == positive, np.asarray(gold) == positive
-    tp = float(np.sum(pred & gold))
-    denom = float(np.sum(pred) + np.sum(gold))
-    return 0.0 if denom == 0 else 2.0 * tp / denom
+    if not len(gold):
+        return 0.0
+    return float(skm.f1_score(gold, pred, pos_label=True, average="binary", zero_division=0.0))
 
 
 def matthews_correlation(pred: np.ndarray, gold: np.ndarray) -> float:
     """Multi-class MCC (Gorodkin's R_K); equals the binary MCC for two classes. 0 when undefined."""
     pred, gold = np.asarray(pred).astype(np.int64), np.asarray(gold).astype(np.int64)
-    k = int(max(pred.max(initial=0), gold.max(initial=0))) + 1
-    cm = np.zeros((k, k), dtype=np.float64)
-    np.add.at(cm, (gold, pred), 1.0)
-    t = cm.sum(axis=1)  # true counts per class
-    p = cm.sum(axis=0)  # predicted counts per class
-    c = np.trace(cm)
-    s = cm.sum()
-    cov_ytyp = c * s - t @ p
-    cov_ypyp = s * s - p @ p
-    cov_ytyt = s * s - t @ t
-    denom = np.sqrt(cov_ytyt * cov_ypyp)
-    return 0.0 if denom == 0 else float(cov_ytyp / denom)
+    if not len(gold) or (np.all(pred == pred[0]) and np.all(gold == gold[0])):
+        return 0.0  # undefined; scikit-learn says 0 too, after a warning for the single-class case
+    return float(skm.matthews_corrcoef(gold, pred))
+
+
+def _constant(x: np.ndarray) -> bool:
+    return len(x) < 2 or bool(np.all(x == x[0]))
 
 
 def pearson(pred: np.ndarray, gold: np.ndarray) -> float:
     x, y = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
-    x, y = x - x.mean(), y - y.mean()
-    denom = np.sqrt((x * x).sum() * (y * y).sum())
-    return 0.0 if denom == 0 else float((x * y).sum() / denom)
-
-
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as scipy.stats.rankdata 'average')."""
-    a = np.asarray(a, dtype=np.float64)
-    order = np.argsort(a, kind="mergesort")
-    sorted_a = a[order]
-    # boundaries of runs of equal values
-    starts = np.r_[0, np.flatnonzero(sorted_a[1:] != sorted_a[:-1]) + 1]
-    ends = np.r_[starts[1:], len(a)]
-    avg = (starts + ends + 1) / 2.0  # mean of 1-based ranks starts+1 .. ends
-    ranks_sorted = np.repeat(avg, ends - starts)
-    ranks = np.empty_like(ranks_sorted)
-    ranks[order] = ranks_sorted
-    return ranks
+    if _constant(x) or _constant(y):
+        return 0.0
+    return float(stats.pearsonr(x, y)[0])
 
 
 def spearmanr(pred: np.ndarray, gold: np.ndarray) -> float:
-    return pearson(_average_ranks(pred), _average_ranks(gold))
+    """Spearman's rank correlation (ties get their average rank)."""
+    x, y = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
+    if _constant(x) or _constant(y):
+        return 0.0
+    return float(stats.spearmanr(x, y)[0])
 
 
 def mse(pred: np.ndarray, gold: np.ndarray) -> float:
-    d = np.asarray(pred, dtype=np.float64) - np.asarray(gold, dtype=np.float64)
-    return float((d * d).mean())
+    pred, gold = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
+    return float(skm.mean_squared_error(gold, pred)) if len(gold) else float("nan")
 
 
 _FUNCS = {
