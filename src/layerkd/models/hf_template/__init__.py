@@ -1,0 +1,1 @@
+"""Code that layerkd copies next to a model it saves (see :mod:`layerkd.models.pooled_save`)."""
