@@ -221,6 +221,9 @@ def build_recipe(cfg: RecipeConfig, ctx: BuildContext, total_epochs: int, where:
         if scheduled:
             phases = [_phase_from_spec(p, i, set(objectives), where) for i, p in enumerate(scheduled[0][1])]
         else:
+            if not any(w > 0 for w in weights.values()):
+                raise ConfigError(f"{where}: every objective has weight 0 ({', '.join(weights)}), so nothing would be "
+                                  "trained; give at least one a positive weight")
             phases = [Phase(name="main", weights=dict(weights))]
     open_phases = [i for i, p in enumerate(phases) if p.epochs is None]
     fixed = sum(p.epochs or 0 for p in phases)
