@@ -39,16 +39,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/timing.py, also when loaded by a test
+from timing import fmt as _f  # noqa: E402
+from timing import machine as _machine  # noqa: E402
+from timing import peak_rss_mb as _peak_rss_mb  # noqa: E402
+from timing import run_worker, versions  # noqa: E402
+from timing import set_threads as _threads  # noqa: E402
 
 CACHED = ["kd", "pkd", "alp", "rail", "universal", "universal+alp"]
 ALL_ROWS = ["ce", *CACHED, *(f"{m}-live" for m in CACHED), "internal", "textbrewer"]
@@ -72,17 +75,6 @@ def row_spec(row: str) -> dict:
 
 
 # =============================================================================== the worker side
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _threads(n: int | None) -> None:
-    import torch  # noqa: PLC0415
-
-    if n:
-        torch.set_num_threads(n)
 
 
 def _epoch_times(log_path: Path) -> list[dict]:
@@ -273,58 +265,12 @@ def worker_main(spec_path: str) -> None:
 # =============================================================================== the orchestrator
 
 
-def _machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-    try:
-        info["affinity_cores"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    try:
-        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return info
-
-
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    out = {}
-    for pkg in ("layerkd", "torch", "transformers", "accelerate", "numpy", "textbrewer"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    import torch  # noqa: PLC0415
-
-    out["torch_threads_default"] = torch.get_num_threads()
-    out["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return out
+    return versions(("layerkd", "torch", "transformers", "accelerate", "numpy", "textbrewer"))
 
 
 def _run_worker(spec: dict, work: Path, name: str) -> dict:
-    spec_path = work / f"{name}.spec.json"
-    spec["result"] = str(work / f"{name}.result.json")
-    spec_path.write_text(json.dumps(spec))
-    log_path = work / f"{name}.log"
-    t0 = time.time()
-    with open(log_path, "w") as log:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        tail = log_path.read_text()[-3000:]
-        raise SystemExit(f"worker {name} failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    res = json.loads(Path(spec["result"]).read_text())
-    res["wall_seconds"] = round(time.time() - t0, 1)
-    return res
+    return run_worker(__file__, spec, work, name)
 
 
 def _cache_size(cache_dir: Path, rows: int) -> dict:
@@ -509,10 +455,6 @@ def markdown(rep: dict) -> str:
         "`ru_maxrss` over the whole run (loading, tokenising, the epoch, final evaluation).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _f(x, nd=2):
-    return "—" if x is None else f"{x:.{nd}f}"
 
 
 def main(argv=None) -> None:
