@@ -167,7 +167,9 @@ def test_tolerance_zero_is_exact(runs, tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
-def test_output_rules(runs, tmp_path):
+def test_output_rules(runs, tmp_path, toy_data):
+    with pytest.raises(ConfigError, match="is the dev file"):  # never over (or inside) the data
+        export_run(runs["cnn"], output=toy_data[1])
     out = tmp_path / "onnx"
     export_run(runs["cnn"], output=out)
     with pytest.raises(ConfigError, match="already holds an export; pass --overwrite"):
