@@ -140,3 +140,24 @@ def test_report_to_writes_real_tensorboard_wandb_and_mlflow_records(tmp_path, mo
     history = [json.loads(line)["history"]["item"] for line in _wandb_inspect(wb_run, "--json").splitlines()
                if '"type":"history"' in line]
     assert [h["train/loss"] for h in history if "train/loss" in h] == pytest.approx(expected["train/loss"], rel=1e-6)
+
+
+def test_report_to_on_the_command_line(tmp_path, tiny_bert_dir, toy_data):
+    """``layerkd finetune --report-to tensorboard``: the option reaches the run (an event file with its loss)."""
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from clihelp import run_cli
+    from layerkd import toy
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"task": toy.TOY_TASK, "model": str(tiny_bert_dir),
+                                   "data": {"train_file": str(toy_data[0]), "dev_file": str(toy_data[1]), "train_subsample": 32},
+                                   "train": {"epochs": 1, "batch_size": 16, "max_length": 32, "log_every_steps": 1}}))
+    code, _, err = run_cli("finetune", "--config", cfg, "--output-dir", tmp_path / "run", "--report-to", "tensorboard")
+    assert code == 0, err
+    acc = EventAccumulator(str(tmp_path / "run" / "tb"))
+    acc.Reload()
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"event": "train"' in x]
+    assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx(losses, rel=1e-6) and len(losses) == 2
+    assert "train/term/ce" in acc.Tags()["scalars"] and "final/last/accuracy" in acc.Tags()["scalars"]
