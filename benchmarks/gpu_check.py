@@ -247,8 +247,16 @@ def main(argv=None) -> int:
            "versions": versions(("layerkd", "torch", "transformers", "accelerate", "numpy", "textbrewer")),
            "machine": machine(), "steps": steps}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(rep))
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
+    # the report is committed: no absolute path of this machine in it
+    paths = ((str(work), "$WORK"), (str(shared.resolve()), "../shared"), (str(shared), "../shared"), (str(REPO) + "/", ""))
+
+    def clean(text: str) -> str:
+        for a, b in paths:
+            text = text.replace(a, b)
+        return text
+
+    out.write_text(clean(markdown(rep)))
+    out.with_suffix(".json").write_text(clean(json.dumps(rep, indent=1, default=str)))
     say(f"report: {out}")
     if not args.keep_work:
         import shutil  # noqa: PLC0415

@@ -35,6 +35,7 @@ def test_gpu_check_dry_run_passes_and_writes_every_section(tmp_path):
     assert steps["speed"]["rows"]["alp"]["build"] is not None and steps["speed"]["rows"]["alp"]["steps"] == 3
     assert [x["summary"].split(" (")[0] for x in steps["distill"]["parts"]] == ["teacher", "student"]
     assert "| c. Distillation on real data | teacher (finetune, 1 epoch): dev accuracy" in text
+    assert str(REPO) not in text and "$WORK/speed-teacher" in text  # no machine paths in a report meant to be committed
     # the recorded GPU report is left alone
     assert (gpu_md.stat().st_mtime_ns if gpu_md.exists() else None) == before
 
