@@ -25,7 +25,7 @@ def _config(tmp: Path, model: Path, *, distill: bool = False) -> Path:
     (tmp / "dev.tsv").write_text(_tsv(ROWS[:4]))
     cfg = {"task": toy.TOY_TASK, "data": {"train_file": str(tmp / "train.tsv"), "dev_file": str(tmp / "dev.tsv")},
            "train": {"epochs": 2, "batch_size": 2, "max_length": 16, "seed": 0, "checkpoint_every_steps": 2,
-                     "keep_checkpoints": 20},
+                     "keep_checkpoints": 20, "keep_final_checkpoints": True},  # _interrupted removes some of them
            "cache": {"dir": str(tmp / "cache")}}
     if distill:
         cfg.update(teacher={"path": str(model)}, student="bottom:1", method="kd")

@@ -41,7 +41,7 @@ from layerkd import toy
 
 TRAIN = {"epochs": 3, "lr": 3e-3, "batch_size": 16, "max_length": 32, "seed": 0, "warmup_ratio": 0.0,
          "eval_every_steps": 3, "checkpoint_every_steps": 2, "keep_checkpoints": 2, "log_every_steps": 1,
-         "eval_batch_size": 16}
+         "eval_batch_size": 16, "keep_final_checkpoints": True}  # the comparison reads checkpoints/best
 
 RECIPES = {
     "rail": {"recipe": {"objectives": [

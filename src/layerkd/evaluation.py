@@ -16,6 +16,7 @@ from . import faults
 from .data.batching import Batch, ordered_batches
 from .data.encoding import EncodedSplit
 from .metrics import compute_metrics, predictions_from_outputs
+from .progress import track
 from .tasks import Task
 
 
@@ -32,23 +33,27 @@ class EvalResult:
 
 @torch.no_grad()
 def score_split(data: EncodedSplit, outputs_fn: Callable[[Batch], torch.Tensor], model: nn.Module, *, task: Task,
-                accelerator: Any, batch_size: int, metric_prefix: str = "") -> EvalResult:
+                accelerator: Any, batch_size: int, metric_prefix: str = "", progress: bool = False,
+                label: str = "eval") -> EvalResult:
     """Run ``outputs_fn(batch) -> [B, C]`` over ``data`` with ``model`` in eval mode (restored
     afterwards), each process taking every ``world``-th batch, and score the gathered outputs.
 
     Raises ``RuntimeError`` if the gathered rows are not exactly the split's rows once each.
-    ``metric_prefix`` is prepended to every metric name except ``_main``."""
+    ``metric_prefix`` is prepended to every metric name except ``_main``; ``progress``: show the
+    pass as ``label`` (:mod:`layerkd.progress`, main process only)."""
     was_training = model.training
     model.eval()
     world, rank = accelerator.num_processes, accelerator.process_index
     idx_parts, out_parts = [], []
-    for batch in ordered_batches(data, batch_size, accelerator.device, rank=rank, world=world):
-        with accelerator.autocast():
-            out = outputs_fn(batch)
-        idx_parts.append(batch.index.cpu().numpy())
-        out_parts.append(out.float().cpu().numpy())
-        if len(idx_parts) == 1:
-            faults.point("eval")  # mid-evaluation: after the first batch
+    with track(label, len(data), unit="row", enabled=progress and accelerator.is_main_process, summary=False) as bar:
+        for batch in ordered_batches(data, batch_size, accelerator.device, rank=rank, world=world):
+            with accelerator.autocast():
+                out = outputs_fn(batch)
+            idx_parts.append(batch.index.cpu().numpy())
+            out_parts.append(out.float().cpu().numpy())
+            if len(idx_parts) == 1:
+                faults.point("eval")  # mid-evaluation: after the first batch
+            bar.update(advance=len(idx_parts[-1]) * world)
     local = (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
              np.concatenate(out_parts) if out_parts else np.zeros((0, 0), np.float32))
     if world > 1:

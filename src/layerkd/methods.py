@@ -29,6 +29,9 @@ class Method:
     assistant: str | None = None
 
 
+#: the method of a distillation that names none (``--method`` unset, no ``recipe``)
+DEFAULT_METHOD = "kd"
+
 _ALLOWED = {"description", "objectives", "phases", "pipeline", "assistant"}
 
 

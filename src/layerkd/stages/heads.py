@@ -149,8 +149,10 @@ def fit_teacher_heads(
     cache_root: Path | None,
     teacher_fp: str,
     cache=None,
+    progress: bool = True,
 ) -> tuple[LayerHeads, dict]:
-    """Fit (or load from the cache) the teacher's pseudo classifiers; returns heads and their report."""
+    """Fit (or load from the cache) the teacher's pseudo classifiers; returns heads and their report.
+    Its progress and evaluation lines are labelled ``teacher heads fit`` (``progress=False``: none)."""
     info = teacher.info
     layers = head_layers(cfg.layers, info.num_layers)
     key = heads_key(teacher_fp, train, cfg, seed, max_length)
@@ -173,7 +175,8 @@ def fit_teacher_heads(
     provider = TeacherProvider(teacher, None, cache=cache)
     log.info("fitting teacher pseudo classifiers on layers %s (%d epochs)", layers, cfg.epochs)
     trainer = Trainer(student=NullStudent(), recipe=recipe, task=task, train_data=train, eval_data=dev, config=train_cfg,
-                      output_dir=work_dir, teacher=provider, evaluator=_probe_evaluator(task), progress=False)
+                      output_dir=work_dir, teacher=provider, evaluator=_probe_evaluator(task), progress=progress,
+                      label="teacher heads fit")
     if cfg.standardize:
         heads.set_standardization(*_layer_stats(trainer, probe, train))
     result = trainer.fit()
