@@ -15,7 +15,7 @@ import pytest
 
 from layerkd.bench.report import build_report, load_results
 from layerkd.bench.stats import (
-    TEST_DESCRIPTION,
+    TWO_LEVEL_DESCRIPTION,
     bootstrap_p_value,
     holm,
     mean_std,
@@ -202,7 +202,7 @@ def test_report_files_and_figures(full_report):
     assert not list((out / "figures").glob(".*.tmp")) and not list(out.glob(".*.tmp"))
     md = (out / "report.md").read_text()
     assert "(teacher)" in md and "| (teacher) | teacher `" in md
-    assert TEST_DESCRIPTION in md
+    assert TWO_LEVEL_DESCRIPTION in md  # the default test: seeds and examples resampled
     for f in figs:
         assert f"(figures/{f.name})" in md
     assert "## Out-of-domain evaluation" in md and "### paws-wiki" in md

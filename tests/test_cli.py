@@ -53,7 +53,7 @@ def test_finetune_then_evaluate(tiny_bert_dir, glue_like, tmp_path, capsys):
     assert code == 0, err
     res = json.loads(stdout)
     assert res["accuracy"] == pytest.approx(metrics["accuracy"])
-    assert json.loads((out / "eval-dev.json").read_text())["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert json.loads((out / "eval-split-dev.json").read_text())["accuracy"] == pytest.approx(metrics["accuracy"])
     # and on any labelled file with a column mapping (e.g. an out-of-domain set)
     other = tmp_path / "ood.tsv"
     rows = toy.sentiment_examples(30, seed=9)
@@ -128,7 +128,7 @@ def test_fit_heads_standardises_by_default_and_reports_every_layer(tiny_teacher_
         ("empty split", r"train\.tsv: no data rows"),
         ("unknown task", r"unknown task 'nope'"),
         ("model path not a model", r"is not a model directory"),
-        ("existing output dir", r"exists and is not empty; pass --overwrite"),
+        ("existing output dir", r"exists, is not empty and was not created by layerkd \(no \.layerkd-run marker\)"),
     ],
 )
 def test_finetune_bad_input(case, pattern, tiny_bert_dir, tmp_path, capsys):
@@ -175,6 +175,7 @@ def test_config_value_out_of_range(tiny_bert_dir, glue_like, tmp_path, capsys):
 def test_overwrite_replaces_the_output_dir(tiny_bert_dir, glue_like, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".layerkd-run").write_text("{}")  # a directory layerkd made: --overwrite may replace it
     (out / "old.txt").write_text("old")
     code, _, err = run_cli(*_finetune_args(tiny_bert_dir, glue_like, out, "--overwrite"), capsys=capsys)
     assert code == 0, err

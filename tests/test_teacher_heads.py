@@ -122,8 +122,12 @@ def test_fit_with_standardize_stores_the_training_mean_of_each_layer(tiny_teache
     report = res["diagnostics"]["teacher_heads"]
     assert set(report["dev_scores"]) == {"1", "2", "3"}
     state = load_file(str(out / "teacher_heads" / "heads.safetensors"))
-    # independently: the teacher's [CLS] vectors of layers 1-3 over the training file, by transformers itself
-    rows = read_file(task_from_config(cfg.task), toy_data[0], None, split="train").examples
+    # independently: the teacher's [CLS] vectors of layers 1-3 over the training rows (the file less the
+    # carved validation rows, which only score the heads), by transformers itself
+    held = set(res["selection"]["row_ids"])
+    rows = [r for i, r in enumerate(read_file(task_from_config(cfg.task), toy_data[0], None, split="train").examples)
+            if i not in held]
+    assert held and len(rows) == res["train_rows"]
     tok, model = AutoTokenizer.from_pretrained(tiny_teacher_dir), AutoModel.from_pretrained(tiny_teacher_dir).eval()
     enc = tok([r.text_a for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.no_grad():
@@ -141,7 +145,8 @@ def test_resume_refuses_a_run_whose_teacher_heads_changed(tiny_teacher_dir, toy_
     from layerkd.stages.distill import distill
 
     out = tmp_path / "run"
-    cfg = distill_config(tiny_teacher_dir, toy_data, "universal", out, epochs=1, cache_dir=tmp_path / "cache")
+    cfg = distill_config(tiny_teacher_dir, toy_data, "universal", out, epochs=1, cache_dir=tmp_path / "cache",
+                         extra={"train": {"keep_final_checkpoints": True}})  # resumed from its last checkpoint
     distill(cfg, progress=False)
     meta = out / "teacher_heads" / "heads.json"
     good = json.loads(meta.read_text())

@@ -1,8 +1,9 @@
 """Typed, validated run configuration.
 
-Configs are plain data: YAML is read with ``yaml.safe_load`` (no tags, no imports, no code),
-every section is a pydantic model with ``extra="forbid"`` so a misspelt key is an error, and
-every value is range-checked. Errors are one line naming the file and the field, e.g.::
+Configs are plain data: YAML is read with a ``yaml.SafeLoader`` subclass (no tags, no imports,
+no code; a key named twice and an alias bomb are errors: :mod:`layerkd.safe_yaml`), every section
+is a pydantic model with ``extra="forbid"`` so a misspelt key is an error, types are strict (a bool
+is not an int, a float not an int), every float is finite, and every value is range-checked. Errors are one line naming the file and the field, e.g.::
 
     config run.yaml: train.lrr: unknown key (expected one of: batch_size, epochs, lr, …)
 
@@ -17,11 +18,14 @@ from typing import Any, Literal, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import safe_yaml
 from .errors import ConfigError
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a bool is not an int (``epochs: true``), a float or a string is not an int, a number is
+    # not a bool; allow_inf_nan=False: every float is finite (``adam_eps: .inf`` is an error).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
 class TrainConfig(Strict):
@@ -38,15 +42,23 @@ class TrainConfig(Strict):
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm; null disables clipping")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="linear warm-up over this fraction of steps, then linear decay")
     max_length: int = Field(128, ge=8, le=4096, description="truncate inputs to this many tokens")
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="random seed (0 … 2**32-1, numpy's range)")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="mixed precision (bf16 works on CPU and GPU)")
     eval_every_steps: int | None = Field(None, ge=1, description="also evaluate every N optimiser steps")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N steps (always at epoch ends)")
     keep_checkpoints: int = Field(2, ge=1, description="how many step checkpoints to keep")
+    keep_final_checkpoints: bool = Field(
+        False, description="keep checkpoints/ (step checkpoints with optimizer state, the best-model copy) once the "
+                           "run has finished (--keep-checkpoints); by default they are removed when the final model "
+                           "and results are written (layerkd.run_finish)")
     group_by_length: bool = True
     log_every_steps: int = Field(20, ge=1)
     tensorboard: bool = False
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers that receive every loss term, the learning rate, the "
+                                          "evaluations and the layer-attention summaries (--report-to; the 'track' "
+                                          "extra; layerkd.tracking); tensorboard: true is the same as listing tensorboard")
     nonfinite: Literal["stop", "skip"] = Field("stop", description="on a NaN/inf loss: stop naming the objective, or skip the step")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (slower; for exact resume on GPU)")
 
@@ -64,6 +76,19 @@ class EvalSet(Strict):
     columns: str | dict[str, str] | None = None
 
 
+class ValidationConfig(Strict):
+    """Where a run makes its choices (best epoch, early stopping, teacher heads): see
+    :mod:`layerkd.data.validation`."""
+
+    source: Literal["carve", "eval"] = Field(
+        "carve", description="carve: hold out part of the training set and use the evaluation split as the test set "
+                             "(scored once, at the selected and the last epoch); eval: select on the evaluation "
+                             "split (layerkd's behaviour until 2026-12-06)")
+    fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training rows held out")
+    max_rows: int = Field(2000, ge=1, description="at most this many rows held out")
+    seed: int = Field(0, ge=0, description="seed of the (stratified) draw")
+
+
 class DataConfig(Strict):
     """Where the data comes from: a GLUE directory, files, or a Hugging Face dataset."""
 
@@ -78,6 +103,8 @@ class DataConfig(Strict):
     train_subsample: int | None = Field(None, ge=1, description="use a fixed random subset of this many training rows")
     subsample_seed: int = Field(0, ge=0)
     extra_eval: dict[str, EvalSet] = Field(default_factory=dict, description="name -> extra labelled evaluation file")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig,
+                                         description="the split that serves every choice (see layerkd.data.validation)")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -121,7 +148,7 @@ class CacheConfig(Strict):
 class ObjectiveSpec(BaseModel):
     """One weighted objective; its other keys are the objective's options (validated by it)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     name: str
     weight: float = Field(1.0, ge=0)
     key: str | None = None
@@ -170,6 +197,10 @@ class RunConfig(Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     output_dir: str | None = None
     trust_remote_code: bool = False
+    pooling: Literal["cls", "mean"] | None = Field(
+        None, description="what the classifier of the trained model reads: the [CLS] state (Hugging Face's "
+                          "heads) or the masked mean of the final token states; saved with the model. null: the "
+                          "model's own (a student cut from the teacher inherits the teacher's)")
 
     @model_validator(mode="after")
     def _mode(self):
@@ -198,6 +229,8 @@ class RunConfig(Strict):
 # the default included, it enters the hash like every other option.
 ADDED_OPTIONS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("teacher", "fit_heads", "standardize"), False),
+    (("pooling",), None),
+    (("data", "validation"), {"source": "eval", "fraction": 0.1, "max_rows": 2000, "seed": 0}),
 )
 
 
@@ -226,7 +259,7 @@ def trained_dump(cfg: RunConfig) -> dict[str, Any]:
     data = hashable_dump(cfg)
     data.pop("output_dir", None)
     data.get("cache", {}).pop("dir", None)
-    for k in ("log_every_steps", "tensorboard"):
+    for k in ("log_every_steps", "tensorboard", "report_to", "keep_final_checkpoints"):
         data.get("train", {}).pop(k, None)
     return data
 
@@ -277,7 +310,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.exists():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_yaml.load(p.read_text(encoding="utf-8"))  # safe_load + duplicate keys, alias bound
     except UnicodeDecodeError:
         raise ConfigError(f"config {p}: not valid UTF-8") from None
     except yaml.YAMLError as exc:

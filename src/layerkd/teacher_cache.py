@@ -16,19 +16,26 @@ builds only ``mean`` (all missing fields in one teacher pass).
 
 Safety: entries are built in a temporary directory and renamed into place (never read half-
 written; leftovers of a crashed build are removed by the next builder), under one exclusive file
-lock per entry (taken in key order, so overlapping recipes never deadlock) — concurrent processes
-(Accelerate ranks, parallel runs) build an entry once and the others wait and read it;
-``meta.json`` records the file size and SHA-256, checked when an entry is opened — a truncated or
-corrupted entry is reported and rebuilt.
+lock per entry (``filelock``, taken in key order, so overlapping recipes never deadlock) —
+concurrent processes (Accelerate ranks, parallel runs) build an entry once and the others wait
+and read it; ``meta.json`` records the file size and SHA-256, checked when an entry is opened — a
+truncated or corrupted entry is reported and rebuilt.
+
+What is an entry (``layerkd cache ls`` / ``clear``): a directory of ``<root>/teacher/`` whose
+name is a key (24 hex digits) and whose ``meta.json`` is the cache's own metadata (it names a
+cached field and the data's SHA-256). Anything else found there — a folder the user put in a
+directory they passed as ``--cache-dir``, a model's ``checkpoints/`` — is never listed or
+removed, only named in a warning. The cache root defaults to ``$LAYERKD_CACHE`` or
+``~/.cache/layerkd`` (:func:`default_cache_dir`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import weakref
@@ -38,13 +45,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
+from . import jsonio
 from .checkpoint import sha256_file
 from .data.batching import ordered_batches
 from .data.encoding import EncodedSplit
+from .errors import ConfigError
 from .models.fingerprint import model_fingerprint, module_fingerprint
 from .models.trace import Trace
 from .objectives.base import Needs
+from .progress import track
 from .teacher import LiveTeacher
 
 log = logging.getLogger("layerkd")
@@ -53,15 +64,20 @@ FORMAT_VERSION = 2
 CACHEABLE = ("logits", "layer_vectors", "head_logits")
 
 
+KEY_PATTERN = re.compile(r"[0-9a-f]{24}")
+
+
+def default_cache_dir() -> Path:
+    """``$LAYERKD_CACHE``, else ``~/.cache/layerkd``."""
+    return Path(os.environ.get("LAYERKD_CACHE") or Path.home() / ".cache" / "layerkd")
+
+
 @contextmanager
 def _locked(path: Path):
+    """An exclusive inter-process lock on ``path`` (blocking)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with FileLock(str(path)):
+        yield
 
 
 def _fsync_dir(path: Path) -> None:
@@ -223,7 +239,7 @@ class TeacherCache:
                 os.fsync(fh.fileno())
             meta = dict(meta, shape=list(array.shape), bytes=path.stat().st_size, sha256=sha256_file(path),
                         created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            (tmp / "meta.json").write_text(jsonio.dumps(meta, indent=1))
             with open(tmp / "meta.json", "rb") as fh:
                 os.fsync(fh.fileno())
             _fsync_dir(tmp)
@@ -282,41 +298,74 @@ class TeacherCache:
         needs = Needs(teacher=frozenset(f for f, _ in fields),
                       teacher_poolings=frozenset(p for f, p in fields if p is not None))
         out: dict[tuple[str, str | None], np.ndarray] = {}
-        for batch in ordered_batches(data, 128, device):
-            tr = live.trace(batch, needs)
-            idx = batch.index.cpu().numpy()
-            for f, p in fields:
-                value = {"logits": tr.logits, "head_logits": tr.head_logits}.get(f) if p is None else tr.pooled[p]
-                v = value.float().cpu().numpy()
-                if (f, p) not in out:
-                    out[(f, p)] = np.zeros((len(data), *v.shape[1:]), dtype=self.dtype)
-                out[(f, p)][idx] = v
+        with track("teacher cache", len(data), unit="row") as bar:  # layerkd.progress
+            for batch in ordered_batches(data, 128, device):
+                tr = live.trace(batch, needs)
+                idx = batch.index.cpu().numpy()
+                for f, p in fields:
+                    value = {"logits": tr.logits, "head_logits": tr.head_logits}.get(f) if p is None else tr.pooled[p]
+                    v = value.float().cpu().numpy()
+                    if (f, p) not in out:
+                        out[(f, p)] = np.zeros((len(data), *v.shape[1:]), dtype=self.dtype)
+                    with np.errstate(over="ignore"):  # an overflow is reported below, as one error line
+                        out[(f, p)][idx] = v
+                bar.update(advance=len(idx))
         for k, arr in out.items():
-            if not np.isfinite(arr).all():
-                raise RuntimeError(f"teacher cache: {k[0]} overflows {self.dtype_name}; set cache.dtype: fp32")
+            if not np.isfinite(arr).all():  # a user error: the run stops before its first checkpoint
+                fix = ("exceed fp16's range (±65504); set cache.dtype: fp32 or pass --no-cache" if self.dtype_name == "fp16"
+                       else "are not finite (NaN or inf); check the teacher")
+                raise ConfigError(f"teacher cache: the teacher's {k[0]} on {data.split.source} {fix}")
         self.build_seconds += time.time() - t0
         return out
 
     # ------------------------------------------------------------------ management (layerkd cache ls/clear)
-    def entries(self) -> list[dict]:
-        rows = []
-        if not self.dir.exists():
-            return rows
+    def scan(self) -> tuple[list[dict], list[Path]]:
+        """(entries, strangers): the cache's entries with their metadata and size, and every other
+        file or directory under ``teacher/`` that is not layerkd's (never touched; see the module
+        docstring). Locks and the temporary directories of builds (``.<key>…``) are neither."""
+        rows: list[dict] = []
+        strangers: list[Path] = []
+        if not self.dir.is_dir():
+            return rows, strangers
         for d in sorted(self.dir.iterdir()):
-            if not d.is_dir() or d.name.startswith("."):
+            if d.name.startswith(".") and KEY_PATTERN.match(d.name[1:]):
                 continue  # locks and the temporary directories of builds in progress
-            try:
-                meta = json.loads((d / "meta.json").read_text())
-            except (OSError, ValueError):
-                meta = {}
+            meta = _entry_meta(d)
+            if meta is None:
+                strangers.append(d)
+                continue
             size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
             rows.append({"key": d.name, "bytes": size, **meta})
-        return rows
+        return rows, strangers
 
-    def clear(self, keys: list[str] | None = None) -> int:
+    def entries(self) -> list[dict]:
+        return self.scan()[0]
+
+    def clear(self, keys: list[str] | None = None) -> tuple[int, list[Path]]:
+        """Remove the given entries (all if None); returns (how many, the strangers left alone).
+        An unknown key is an error and nothing is removed."""
+        rows, strangers = self.scan()
+        if keys is not None:
+            unknown = sorted(set(keys) - {e["key"] for e in rows})
+            if unknown:
+                raise ConfigError(f"cache clear: no entry {', '.join(unknown)} in {self.dir} "
+                                  "(layerkd cache ls lists the entries)")
         n = 0
-        for e in self.entries():
+        for e in rows:
             if keys is None or e["key"] in keys:
                 shutil.rmtree(self.dir / e["key"], ignore_errors=True)
                 n += 1
-        return n
+        return n, strangers
+
+
+def _entry_meta(d: Path) -> dict | None:
+    """The metadata of a cache entry directory; None if ``d`` is not one."""
+    if not d.is_dir() or d.is_symlink() or not KEY_PATTERN.fullmatch(d.name):
+        return None
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("field") not in CACHEABLE or not isinstance(meta.get("sha256"), str):
+        return None
+    return meta

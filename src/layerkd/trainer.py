@@ -5,7 +5,7 @@ Built on Hugging Face Accelerate (mixed precision, DDP across processes). Featur
 linear warm-up and decay, gradient accumulation, clipping, evaluation every epoch and every N
 steps, best checkpoint by the task's main metric, early stopping, exact ``resume`` from the last
 valid checkpoint (data order, RNG, optimizer, scheduler, recipe phase and objective state), a
-JSONL metrics log with every loss term, optional TensorBoard, a finite-loss guard.
+JSONL metrics log with every loss term, experiment trackers (:mod:`layerkd.tracking`), a finite-loss guard.
 
 Multi-process: every process sees its interleaved slice of the same global batches (see
 :class:`~layerkd.data.batching.LengthGroupedBatchSampler`); evaluation
@@ -14,12 +14,11 @@ Multi-process: every process sees its interleaved slice of the same global batch
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
 import logging
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import faults
+from . import faults, jsonio
 from .config import TrainConfig
 from .data.batching import Batch, LengthGroupedBatchSampler
 from .data.encoding import EncodedSplit
@@ -38,8 +37,10 @@ from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .evaluation import EvalResult, score_split
 from .models.trace import Trace
 from .objectives.base import Needs
+from .progress import format_eval
 from .recipe import Recipe
 from .tasks import Task
+from .tracking import Tracking
 
 log = logging.getLogger("layerkd")
 
@@ -120,6 +121,7 @@ class Trainer:
         train_data: EncodedSplit,
         eval_data: EncodedSplit,
         config: TrainConfig,
+        test_data: EncodedSplit | None = None,
         output_dir: Path,
         teacher: Any = None,  # a layerkd.teacher.TeacherProvider (None: no teacher, e.g. fine-tuning)
         config_hash: str = "",
@@ -127,6 +129,8 @@ class Trainer:
         progress: bool = True,
         diagnostics: Any = None,  # callable(trainer, best_module) -> dict, run at the end
         evaluator: Any = None,  # callable(trainer, module, data) -> EvalResult (default: score the student)
+        inputs: dict[str, Any] | None = None,  # the run's input fingerprints, recorded in checkpoints (layerkd.run_inputs)
+        label: str | None = None,  # names the run in progress and evaluation lines (default: finetune / distill)
     ):
         from accelerate import Accelerator  # noqa: PLC0415
         from accelerate.utils import DistributedDataParallelKwargs  # noqa: PLC0415
@@ -134,20 +138,25 @@ class Trainer:
         self.cfg = config
         self.task = task
         self.train_data = train_data
-        self.eval_data = eval_data
+        self.eval_data = eval_data  # serves every choice (best epoch, early stopping)
+        self.test_data = test_data  # scored once at the end, at the selected and the last epoch
         self.extra_eval = extra_eval or {}
         self.output_dir = Path(output_dir)
         self.ckpt_dir = self.output_dir / "checkpoints"
         self.teacher = teacher
         self.evaluator = evaluator
         self.config_hash = config_hash
+        self.inputs = inputs
         self.diagnostics = diagnostics
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[config.precision]
         _allow_new_precision(mp)
+        self.tracking = Tracking.for_run(config, self.output_dir)  # --report-to (layerkd.tracking)
         self.accelerator = Accelerator(
             mixed_precision=mp,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
             cpu=not torch.cuda.is_available(),
+            log_with=self.tracking.trackers or None,
+            project_dir=str(self.output_dir),
         )
         self.is_main = self.accelerator.is_main_process
         self.device = self.accelerator.device
@@ -155,7 +164,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.module = TrainModule(student, recipe)
         self.recipe = recipe
-        self.progress = progress and self.is_main and sys.stderr.isatty()
+        self.progress = progress and self.is_main  # a terminal display or plain lines: layerkd.progress
+        self.label = label or ("distill" if teacher is not None else "finetune")
         self.state = TrainState()
         world = self.accelerator.num_processes
         self.sampler = LengthGroupedBatchSampler(
@@ -166,7 +176,6 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise RuntimeError("empty training set")
         self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
-        self._tb = None
 
     # ------------------------------------------------------------------ optimisation set-up
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -196,11 +205,8 @@ class Trainer:
         record = {"time": round(time.time(), 3), **record}
         with ckpt.disk_space_guard(self.output_dir / "log.jsonl", self.output_dir), \
                 open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
-        if self._tb is not None and record.get("event") in ("train", "eval"):
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("time", "step", "epoch"):
-                    self._tb.add_scalar(f"{record['event']}/{k}", v, record.get("step", 0))
+            fh.write(jsonio.dumps(record) + "\n")
+        self.tracking.log(self.accelerator, record)
 
     def _log_size(self) -> int:
         p = self.output_dir / "log.jsonl"
@@ -217,8 +223,8 @@ class Trainer:
     def score_outputs(self, data: EncodedSplit, outputs_fn, model: nn.Module, metric_prefix: str = "") -> EvalResult:
         """Run ``outputs_fn(batch) -> [B, C]`` over ``data`` and compute the task's metrics (see
         :func:`layerkd.evaluation.score_split`)."""
-        return score_split(data, outputs_fn, model, task=self.task, accelerator=self.accelerator,
-                           batch_size=self.cfg.eval_batch_size, metric_prefix=metric_prefix)
+        return score_split(data, outputs_fn, model, task=self.task, accelerator=self.accelerator, batch_size=self.cfg.eval_batch_size,
+                           metric_prefix=metric_prefix, progress=self.progress, label=f"{self.label}: eval {data.split.name}")
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, optimizer, scheduler) -> None:
@@ -232,6 +238,8 @@ class Trainer:
             state = dict(vars(self.state))
             state["log_offset"] = self._log_size()
             state["config_hash"] = self.config_hash
+            if self.inputs:  # what --resume compares (layerkd.run_inputs.check_resume_inputs)
+                state["inputs"] = self.inputs
             state["recipe"] = self.recipe.schedule_state()
             path = self.ckpt_dir / f"step-{self.state.global_step:07d}"
             ckpt.save_checkpoint(
@@ -310,6 +318,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict[str, Any]:
+        try:
+            result = self._fit(resume)
+        except BaseException:  # the trackers' runs end as failed (W&B exit code 1, MLflow FAILED)
+            self.tracking.end(self.accelerator, failed=True)
+            raise
+        self.tracking.end(self.accelerator, result, step=self.state.global_step)  # final metrics, layer attention
+        return result
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
         cfg = self.cfg
         # one seed per process (dropout masks must differ between the shards of a global batch);
         # a single-process run uses the seed itself
@@ -328,24 +345,18 @@ class Trainer:
         check_engine(self.accelerator.distributed_type, getattr(ds, "zero_stage", None), resume)
         resumed = self._resume(optimizer, scheduler) if resume else False
         module, optimizer = self.accelerator.prepare(self.module, optimizer)
-        if cfg.tensorboard and self.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
-            except ImportError as exc:  # pragma: no cover - depends on the optional extra
-                raise RuntimeError("train.tensorboard needs the 'tb' extra: pip install 'layerkd[tb]'") from exc
-            self._tb = SummaryWriter(str(self.output_dir / "tb"))
+        self.tracking.start(self.accelerator, {**cfg.model_dump(mode="json"), "task": self.task.name, "stage": self.label,
+                                               "config_hash": self.config_hash})
         t0 = time.time()
         if not resumed:
             self._log({"event": "start", "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                        "phases": self.recipe.describe(), "processes": self.accelerator.num_processes})
-        from .progress import make_progress  # noqa: PLC0415
+        from .progress import track  # noqa: PLC0415
 
-        with make_progress(self.progress) as bar:
-            task_id = bar.add_task("training", total=self.total_steps, completed=self.state.global_step)
+        with track(self.label, self.total_steps, completed=self.state.global_step, epochs=cfg.epochs,
+                   enabled=self.progress) as bar:
             while self.state.epoch < cfg.epochs and self.state.global_step < self.total_steps and not self.state.stopped_early:
-                self._run_epoch(module, optimizer, scheduler, bar, task_id)
-        if self._tb is not None:
-            self._tb.close()
+                self._run_epoch(module, optimizer, scheduler, bar)
         return self._finish(time.time() - t0)
 
     def _teacher(self, needs: Needs, data: EncodedSplit | None = None):
@@ -355,7 +366,7 @@ class Trainer:
             raise RuntimeError("the recipe needs a teacher but none was given")
         return self.teacher.source(needs, self.device, data if data is not None else self.train_data)
 
-    def _run_epoch(self, module, optimizer, scheduler, bar, task_id) -> None:
+    def _run_epoch(self, module, optimizer, scheduler, bar) -> None:
         cfg, st = self.cfg, self.state
         epoch = st.epoch
         starting_fresh = st.position == 0
@@ -397,7 +408,7 @@ class Trainer:
                 batch = self.train_data.batch(chunk).to(self.device)  # vectorised collate
                 teacher_trace = teacher.trace(batch, needs) if teacher is not None else None
                 sync = ci == len(chunks) - 1
-                ctx = self.accelerator.no_sync(module) if not sync else _null()
+                ctx = self.accelerator.no_sync(module) if not sync else contextlib.nullcontext()
                 with ctx:
                     with self.accelerator.autocast():
                         loss, terms = module(batch, teacher_trace, needs)
@@ -436,7 +447,8 @@ class Trainer:
             for k, v in step_terms.items():
                 accum_terms[k] = accum_terms.get(k, 0.0) + v
             accum_terms["loss"] = accum_terms.get("loss", 0.0) + total_value
-            bar.update(task_id, completed=st.global_step)
+            bar.update(st.global_step, epoch=epoch + 1, loss=total_value, terms=step_terms,
+                       phase=self.recipe.phase.name if len(self.recipe.phases) > 1 else None)
             if st.global_step % cfg.log_every_steps == 0:
                 self._flush_train_log(accum_terms, accum_count, scheduler, epoch)
                 accum_terms, accum_count = {}, 0
@@ -497,7 +509,8 @@ class Trainer:
                 st.stopped_early = True
                 self._log({"event": "early_stop", "step": st.global_step, "epoch": epoch})
         if self.is_main:
-            log.info("eval step %d: %s %.4f%s", st.global_step, self.task.main_metric, main, " (best)" if improved else "")
+            log.info(format_eval(self.label, self.eval_data.split.name, len(self.eval_data), res.metrics, main=self.task.main_metric,
+                                 step=st.global_step, epoch=epoch + 1, best=improved))
 
     # ------------------------------------------------------------------ the end
     def _finish(self, wall: float) -> dict[str, Any]:
@@ -512,6 +525,13 @@ class Trainer:
             best = self.evaluate(self.eval_data, best_module)
         else:
             best_module, best = module, last
+        selection = {"split": self.eval_data.split.name, "rows": len(self.eval_data)}
+        if self.test_data is not None:  # the evaluation split is the test set: scored only now
+            selection.update(best={k: v for k, v in best.metrics.items() if k != "_main"},
+                             last={k: v for k, v in last.metrics.items() if k != "_main"},
+                             row_ids=self.eval_data.split.meta.get("validation", {}).get("rows"))
+            last = self.evaluate(self.test_data, module)
+            best = last if best_module is module else self.evaluate(self.test_data, best_module)
         extra = {}
         for name, data in self.extra_eval.items():
             eb, el = self.evaluate(data, best_module), self.evaluate(data, module)
@@ -535,7 +555,8 @@ class Trainer:
             "history": st.history,
             "train_seconds": wall,
             "extra_eval": extra,
-            "dev_labels": self.eval_data.labels.numpy().tolist(),
+            "dev_labels": (self.eval_data if self.test_data is None else self.test_data).labels.numpy().tolist(),
+            "selection": selection,
             "student_params": sum(p.numel() for p in module.student.parameters()),
             "diagnostics": diag,
             "precision": self.cfg.precision,
@@ -545,11 +566,3 @@ class Trainer:
         self.best_model = best_module.student
         self.best_eval, self.last_eval = best, last
         return result
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

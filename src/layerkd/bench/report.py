@@ -16,6 +16,8 @@ Output in ``out_dir``:
   metric's mean, std and n over seeds, and the per-task GLUE score;
 * ``significance.csv`` — every paired bootstrap test against the baseline;
 * ``comparisons.csv`` — the declared pairwise tests (``comparisons``), if any;
+* ``claims.md``, ``claims.csv`` — the suite files' declared comparison families decided on the
+  primary score by one rule (:mod:`layerkd.bench.claims`), if any family is declared;
 * ``glue_average.csv`` — the GLUE-style average per student × method;
 * ``figures/*.png`` — attention heatmaps (ALP, Universal-KD), teacher pseudo-classifier scores per
   layer, RAIL's layer coverage, learning curves, score against student size.
@@ -54,13 +56,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..outputs import writes_report_dir
 from ..tasks import get_task
+from .claims import COLUMNS as CLAIM_COLUMNS
+from .claims import claim_tests, claims_markdown, claims_summary
 from .report_figures import _FIGURE_PREFIXES, _make_figures
 from .report_md import GLUE_AVERAGE_DESCRIPTION, _markdown
 from .results import SCHEMA, WHICH, Group, Run, TaskInfo, _nan, load_results, task_info
 from .significance import COLUMNS as SIG_COLUMNS
 from .significance import baseline_tests, comparison_tests
-from .stats import mean_std
+from .stats import BOOTSTRAP_LEVELS, TEST_DESCRIPTION, TWO_LEVEL_DESCRIPTION, mean_std
 
 # kept importable from here: the entry point and the input side it builds on
 __all__ = ["GLUE_AVERAGE_DESCRIPTION", "SCHEMA", "WHICH", "Group", "Run", "TaskInfo", "build_report", "load_results",
@@ -187,6 +192,7 @@ def _teacher_rows(runs: list[Run], tasks: list[str]) -> dict[str, list[dict[str,
 
 # ================================================================================================ tests
 # ================================================================================================ the report
+@writes_report_dir  # --out: never over or around the results, locked; see layerkd.outputs
 def build_report(
     results_dir: Path,
     out_dir: Path,
@@ -201,6 +207,8 @@ def build_report(
     comparisons: Sequence[tuple[str, str]] = (),
     only_expected: bool = False,
     declared_methods: Sequence[str] = (),
+    bootstrap: str = "two-level",
+    families: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Aggregate the results in ``results_dir`` and write report.md, summary.csv, significance.csv,
     glue_average.csv and figures/*.png into ``out_dir``.
@@ -224,6 +232,10 @@ def build_report(
       ``comparisons.csv`` and a report section. A method with no result that neither an
       ``expected`` cell nor ``declared_methods`` (e.g. every method of the suite files) names is a
       ConfigError.
+    * ``bootstrap`` — ``two-level`` (training seeds and examples resampled) or ``examples`` (the
+      one-level test of the reports written before it) for significance.csv and comparisons.csv;
+    * ``families`` — declared comparison families (:func:`layerkd.bench.claims.families_of` of
+      the suites): claims.md and claims.csv, always by the two-level test on the primary score.
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
     :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures",
@@ -232,6 +244,9 @@ def build_report(
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if n_boot < 1:
         raise ConfigError(f"n_boot: expected at least 1 bootstrap resample, got {n_boot}")
+    if bootstrap not in BOOTSTRAP_LEVELS:
+        raise ConfigError(f"--bootstrap {bootstrap!r}: expected one of {', '.join(BOOTSTRAP_LEVELS)}")
+    two_level = BOOTSTRAP_LEVELS[bootstrap]
     if figures:
         from .figures import require_matplotlib  # noqa: PLC0415
 
@@ -300,9 +315,10 @@ def build_report(
     teachers = _teacher_rows(runs, tasks)
 
     # ---------------------------------------------------------------- tests
-    tests = baseline_tests(groups, baseline, n_boot, seed, order)
+    tests = baseline_tests(groups, baseline, n_boot, seed, order, resample_seeds=two_level)
     comparisons_run = comparison_tests(groups, comparisons, n_boot, seed, order,
-                                       declared=[e[2] for e in exp] + list(declared_methods))
+                                       declared=[e[2] for e in exp] + list(declared_methods), resample_seeds=two_level)
+    claims = claim_tests(list(families), runs, n_boot, seed)
     test_at = {(t["eval_set"], t["task"], t["student"], t["method"], t["which"]): t for t in tests}
 
     # ---------------------------------------------------------------- GLUE average
@@ -356,6 +372,9 @@ def build_report(
     glue_cols = ["student", "method", "tasks"] + [f"{w}_{t}" for w in WHICH for t in tasks] + [
         f"{w}_{k}" for w in WHICH for k in ("tasks_present", "average")]
     _atomic_write(out_dir / "glue_average.csv", _csv_text(glue_rows, glue_cols))
+    if families:
+        _atomic_write(out_dir / "claims.csv", _csv_text(claims, CLAIM_COLUMNS))
+        _atomic_write(out_dir / "claims.md", claims_markdown(claims, n_boot, seed))
 
     md = _markdown(results_dir=results_dir, out_dir=out_dir, runs=runs, skipped=skipped, failed=failed, rows=rows,
                    teachers=teachers, tests=tests, test_at=test_at, comparisons=comparisons_run,
@@ -363,11 +382,12 @@ def build_report(
                    student_tasks=student_tasks, tasks=tasks, students=students, methods=methods,
                    eval_sets=eval_sets, task_by_name=task_by_name, baseline=baseline, n_boot=n_boot, seed=seed,
                    figures=fig_records, figures_on=figures, expected=bool(exp), missing=missing, stale=stale,
-                   suites_filter=suites, only_expected=only_expected)
-    _atomic_write(out_dir / "report.md", md)
+                   suites_filter=suites, only_expected=only_expected,
+                   test_description=TWO_LEVEL_DESCRIPTION if two_level else TEST_DESCRIPTION)
+    _atomic_write(out_dir / "report.md", md + (f"\n{claims_summary(claims)}" if families else ""))
     superseded = [{"kept": r.path.name, "superseded": r.superseded} for r in runs if r.superseded]
     return {
-        "rows": all_rows, "tests": tests, "comparisons": comparisons_run, "glue": glue_rows,
+        "rows": all_rows, "tests": tests, "comparisons": comparisons_run, "claims": claims, "glue": glue_rows,
         "figures": [str(f["path"]) for f in fig_records], "missing": missing, "stale": stale,
         "skipped": [{"file": f, "reason": why} for f, why in skipped], "failed": failed, "superseded": superseded,
         "n_results": len(runs), "report": str(out_dir / "report.md"),

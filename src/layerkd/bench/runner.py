@@ -51,13 +51,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import jsonio
 from ..checkpoint import atomic_write_text
 from ..config import dump_config
+from ..errors import ConfigError
+from ..progress import heartbeat, track
 from .results import SCHEMA
 from .store import _add_suite, cell_is_running, claim_cell, finished_results, read_result, result_path
 from .suite import Cell, Suite
 
 log = logging.getLogger("layerkd")
+
+#: how often a running cell's log is read for the progress display (seconds)
+BEAT_SECONDS = 2.0
 
 @dataclass
 class CellStatus:
@@ -90,7 +96,7 @@ def plan(suite: Suite, results: Path) -> list[CellStatus]:
             st = "no-teacher"
         elif cell_is_running(results, c.key):
             st = "running"
-        elif (results / "runs" / c.key / "checkpoints").is_dir():
+        elif _resumable(results / "runs" / c.key):
             st = "resume"
         elif (results / f"{c.key}.failed.json").exists():
             st = "failed"
@@ -158,12 +164,31 @@ def cell_env(workers: int, environ: dict[str, str] | None = None, cpus: int | No
     return environ
 
 
+def _resumable(run_dir: Path) -> bool:
+    """A cell's run directory that ``--resume`` continues: it holds checkpoints, or a finished run
+    whose result file was not written yet (``--resume`` then returns its results: layerkd.run_finish)."""
+    return (run_dir / "checkpoints").is_dir() or (run_dir / "metrics.json").is_file()
+
+
+def last_line(log_file: Path, tail: int = 4096) -> str:
+    """The last non-empty line of a cell's log (its newest progress or evaluation line)."""
+    try:
+        with open(log_file, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - tail))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+
+
 def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, echo: Callable[[str], None] = print,
-             python: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+             python: str | None = None, env: dict[str, str] | None = None,
+             beat: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one cell as a ``layerkd distill`` subprocess and write its result file atomically.
 
     The caller holds the cell's claim (:func:`claim_cell`); ``env`` is the subprocess environment
-    (None: inherit)."""
+    (None: inherit); ``beat(line)`` is called every :data:`BEAT_SECONDS` while it runs with the
+    last line of its log."""
     from .suite import unsubstitute  # noqa: PLC0415
 
     runs = results / "runs"
@@ -171,20 +196,21 @@ def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, e
     run_dir, cfg_file, log_file = runs / c.key, runs / f"{c.key}.yaml", runs / f"{c.key}.log"
     cfg = c.config.model_copy(update={"output_dir": str(run_dir)})
     atomic_write_text(cfg_file, dump_config(cfg))
-    resume = (run_dir / "checkpoints").is_dir()
+    resume = _resumable(run_dir)
     cmd = [python or sys.executable, "-m", "layerkd.cli", "distill", "--config", str(cfg_file),
            "--resume" if resume else "--overwrite"]
     start = time.time()
     with open(log_file, "a", encoding="utf-8") as fh:
         fh.write(f"\n# {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False, env=env)
+        with heartbeat(lambda: beat(last_line(log_file)), BEAT_SECONDS) if beat else contextlib.nullcontext():
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False, env=env)
     wall = time.time() - start
     if proc.returncode != 0 or not (run_dir / "results.json").exists():
         tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-12:]
         failure = {"schema": SCHEMA + "#failed", "key": c.key, "cell": c.describe(), "returncode": proc.returncode,
                    "log": str(log_file), "tail": tail, "finished_at": _now()}
-        atomic_write_text(results / f"{c.key}.failed.json", json.dumps(failure, indent=1))
+        atomic_write_text(results / f"{c.key}.failed.json", jsonio.dumps(failure, indent=1))
         raise RuntimeError(f"cell {c.describe()} failed (exit {proc.returncode}); see {log_file}")
     result = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     record = {
@@ -193,19 +219,33 @@ def run_cell(c: Cell, suite: Suite, results: Path, *, keep_runs: bool = False, e
         "cell": c.describe(),
         "suites": [suite.name],
         "config": unsubstitute(json.loads(json.dumps(c.config.model_dump(mode="json"))), suite.variables),
-        "teacher": _teacher_record(c),
-        "result": result,
+        "teacher": unsubstitute(_teacher_record(c), suite.variables),
+        # the run's own record names its data, teacher and student by path: written back as ${shared}/${work}
+        # (committed results carry no absolute path of the machine they ran on)
+        "result": unsubstitute(result, suite.variables),
         "wall_seconds": wall,
         "resumed": resume,
         "command": f"layerkd distill --config {cfg_file.name}  (the config is stored in this file under 'config'); "
                    f"suite: layerkd bench {suite.path.name}",
         "finished_at": _now(),
     }
-    atomic_write_text(result_path(results, c.key), json.dumps(record, indent=1, default=float))
+    atomic_write_text(result_path(results, c.key), jsonio.dumps(record, indent=1))
     (results / f"{c.key}.failed.json").unlink(missing_ok=True)
     if not keep_runs:
         shutil.rmtree(run_dir, ignore_errors=True)
     return record
+
+
+def check_results_dir(results: Path, suite: Suite) -> None:
+    """``--results`` is shared by bench processes and never replaced, but it must be writable and
+    lie apart from every input of the suite (its file, the cells' data, teachers, caches) and from
+    ``.``/``~`` (:mod:`layerkd.outputs`)."""
+    from ..outputs import Input, check_place, input_paths  # noqa: PLC0415
+
+    inputs = {Input("the suite file", Path(suite.path))}
+    for c in suite.cells:
+        inputs.update(input_paths(c.config))
+    check_place(results, sorted(inputs, key=lambda i: (i.label, str(i.path))), "results directory")
 
 
 def _now() -> str:
@@ -221,7 +261,11 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
     already running in other workers finish)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    results.mkdir(parents=True, exist_ok=True)
+    check_results_dir(results, suite)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create results directory {results}: {exc.strerror or exc}") from None
     counts = {"ran": 0, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
     rows = plan(suite, results)
     total = len(rows)
@@ -259,27 +303,39 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
                 if not mine:
                     echo(f"{tag}: running in another process, skipped")
                     count("running")
+                    bar.update(advance=1)
                     continue
                 if read_result(result_path(results, c.key)) is not None:  # finished while we planned
                     _add_suite(results, c.key, suite.name, locked=True)
                     count("skipped")
+                    bar.update(advance=1)
                     continue
-                resume = (results / "runs" / c.key / "checkpoints").is_dir()
+                resume = _resumable(results / "runs" / c.key)
                 echo(f"{tag}: {'resuming' if resume else 'running'}")
                 try:
-                    rec = run_cell(c, suite, results, keep_runs=keep_runs, echo=echo, env=env)
+                    rec = run_cell(c, suite, results, keep_runs=keep_runs, echo=echo, env=env,
+                                   beat=lambda line, tag=tag: bar.update(detail=f"{tag}: {line}"))
                 except RuntimeError as exc:
                     echo(f"{tag}: {exc}")
                     count("failed")
                     if fail_fast:
                         stop.set()
                     continue
+                finally:
+                    bar.update(advance=1, detail="")
             res = rec["result"]
             metric = res["main_metric"]
             echo(f"{tag}: {metric} best {res['best'][metric]:.4f} last {res['last'][metric]:.4f} "
                  f"({rec['wall_seconds'] / 60:.1f} min)")
             count("ran")
 
+    with track(f"bench {suite.name}", len(todo), unit="cell") as bar:  # layerkd.progress
+        _run_workers(worker, workers, stop)
+    return counts
+
+
+def _run_workers(worker: Callable[[], None], workers: int, stop: threading.Event) -> None:
+    """Run ``worker`` in this thread, or in ``workers`` threads (Ctrl-C: ``stop`` — no new cell — then stop)."""
     if workers == 1:
         worker()
     else:
@@ -308,7 +364,6 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
             raise
         for t in threads:
             t.join()
-    return counts
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Experiment suites: a YAML grid of tasks × students × methods × seeds over shared settings.
 
-A suite file is plain data (``yaml.safe_load``; unknown keys are errors)::
+A suite file is plain data (read as a config: :func:`layerkd.config.read_yaml`, so duplicate
+keys and alias bombs are errors; unknown keys are errors)::
 
     name: ild
     description: intermediate-layer methods, 2-layer student cut from the teacher
@@ -15,10 +16,18 @@ A suite file is plain data (``yaml.safe_load``; unknown keys are errors)::
     students: {L2: "bottom:2"}  # label -> student spec (or {spec: …, overrides: {…}})
     methods: [ce, kd, {label: rail-concat, method: rail-c}]
     seeds: [1, 2, 3]
+    comparisons:                # optional: the report's declared comparison families
+      - {name: alp-claims, pairs: [[alp, kd]], alternative: greater}
 
-``${name}`` placeholders are filled from ``--var name=value`` or the environment variable
-``LAYERKD_<NAME>`` (``LAYERKD_SHARED``, ``LAYERKD_WORK``); an unfilled placeholder is an error.
-The library never guesses these paths.
+``comparisons`` is report metadata (:mod:`layerkd.bench.families`), never part of a cell key.
+
+``${name}`` placeholders are filled from ``--var name=value`` or, for the fixed set
+:data:`ENV_VARIABLES` only (``shared`` and ``work``), from the environment variables
+``LAYERKD_SHARED`` / ``LAYERKD_WORK``; an unfilled placeholder is an error. No other ``LAYERKD_*``
+variable is read: ``LAYERKD_VERBOSE=1`` or ``LAYERKD_LANES=1`` used to become placeholders whose
+values were written back as ``${verbose}`` into every string containing ``1``, changing every cell
+key. Only the placeholders a suite uses take part in its keys. The library never guesses these
+paths.
 
 **Cell order** is stable: tasks, then students, then methods, then seeds, each in file order.
 
@@ -56,12 +65,13 @@ from ..config import (
     validate_run_config,
 )
 from ..errors import ConfigError
+from .families import ComparisonFamily, check_families
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # as the run config's
 
 
 class TaskEntry(_Strict):
@@ -92,6 +102,7 @@ class SuiteFile(_Strict):
     methods: list[str | MethodEntry]
     seeds: list[int] = Field(min_length=1)
     baseline: str = Field("ce", description="the row each method is tested against in the report")
+    comparisons: list[ComparisonFamily] = Field(default_factory=list, description="declared comparison families")
 
     @field_validator("tasks", "students", "methods")
     @classmethod
@@ -128,6 +139,7 @@ class Suite:
     cells: list[Cell]
     baseline: str
     variables: dict[str, str]
+    comparisons: list[ComparisonFamily] = field(default_factory=list)
 
 
 def substitute(obj: Any, variables: dict[str, str], where: str) -> Any:
@@ -136,8 +148,8 @@ def substitute(obj: Any, variables: dict[str, str], where: str) -> Any:
         def repl(m: re.Match) -> str:
             name = m.group(1)
             if name not in variables:
-                raise ConfigError(f"{where}: placeholder ${{{name}}} is not set (give --var {name}=PATH "
-                                  f"or set LAYERKD_{name.upper()})")
+                env = f" or set LAYERKD_{name.upper()}" if name in ENV_VARIABLES else ""
+                raise ConfigError(f"{where}: placeholder ${{{name}}} is not set (give --var {name}=PATH{env})")
             return variables[name]
         return _PLACEHOLDER.sub(repl, obj)
     if isinstance(obj, dict):
@@ -145,6 +157,17 @@ def substitute(obj: Any, variables: dict[str, str], where: str) -> Any:
     if isinstance(obj, list):
         return [substitute(v, variables, where) for v in obj]
     return obj
+
+
+def placeholders(obj: Any) -> list[str]:
+    """The ``${name}`` placeholder names used in the strings of a nested structure."""
+    if isinstance(obj, str):
+        return _PLACEHOLDER.findall(obj)
+    if isinstance(obj, dict):
+        return [n for v in obj.values() for n in placeholders(v)]
+    if isinstance(obj, list):
+        return [n for v in obj for n in placeholders(v)]
+    return []
 
 
 def unsubstitute(obj: Any, variables: dict[str, str]) -> Any:
@@ -161,9 +184,14 @@ def unsubstitute(obj: Any, variables: dict[str, str]) -> Any:
     return obj
 
 
+ENV_VARIABLES = ("shared", "work")
+"""The placeholders that may also come from the environment (``LAYERKD_SHARED``, ``LAYERKD_WORK``)."""
+
+
 def suite_variables(given: dict[str, str] | None = None) -> dict[str, str]:
-    """``LAYERKD_*`` environment variables (lower-cased names), overridden by ``given``."""
-    out = {k[len("LAYERKD_"):].lower(): v for k, v in os.environ.items() if k.startswith("LAYERKD_") and v}
+    """``LAYERKD_SHARED`` / ``LAYERKD_WORK`` from the environment (:data:`ENV_VARIABLES`, no other
+    ``LAYERKD_*`` variable), overridden by ``given`` (``--var``)."""
+    out = {name: os.environ[f"LAYERKD_{name.upper()}"] for name in ENV_VARIABLES if os.environ.get(f"LAYERKD_{name.upper()}")}
     out.update(given or {})
     return {k: str(Path(v).expanduser().resolve()) if k in ("shared", "work") else v for k, v in out.items()}
 
@@ -213,8 +241,12 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, f"suite {path}").replace(
             "(expected one of: ", "(expected one of the run-config keys: ")) from None
-    variables = suite_variables(variables)
+    used = set(placeholders(raw))
+    # only the placeholders this suite uses are written back into its configs (and so its keys)
+    variables = {k: v for k, v in suite_variables(variables).items() if k in used}
     where = f"suite {path}"
+    check_families(spec.comparisons, methods=[m if isinstance(m, str) else m.label for m in spec.methods],
+                   tasks=list(spec.tasks), eval_sets=[e for t in spec.tasks.values() for e in t.extra_eval], where=where)
     cells: list[Cell] = []
     seen: dict[str, Cell] = {}
     for task, t in spec.tasks.items():
@@ -253,4 +285,4 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
                     seen[key] = cell
                     cells.append(cell)
     return Suite(name=spec.name, description=spec.description, path=path, cells=cells, baseline=spec.baseline,
-                 variables=variables)
+                 variables=variables, comparisons=spec.comparisons)

@@ -19,6 +19,7 @@ records which (``quantization.pre_processed``).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,11 +39,24 @@ def _quiet():
         root.setLevel(level)
 
 
+@contextmanager
+def _working_dir(path: str):
+    """onnxruntime's pre-processing writes scratch files (``sym_shape_infer_temp.onnx``, external
+    ``<uuid>.data`` tensors) into the *current* directory: keep them in our temporary one."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
 def quantize_int8(src: Path, dst: Path) -> dict[str, object]:
     """Write the dynamically int8-quantised ``src`` to ``dst``; returns how it was done."""
     q = require("onnxruntime.quantization", "--quantize int8")
+    src, dst = Path(src).resolve(), Path(dst).resolve()
     pre_processed: str | bool = False
-    with _quiet(), tempfile.TemporaryDirectory(prefix="layerkd-quant-", dir=dst.parent) as tmp:
+    with _quiet(), tempfile.TemporaryDirectory(prefix="layerkd-quant-", dir=dst.parent) as tmp, _working_dir(tmp):
         pre = Path(tmp) / "pre.onnx"
         from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 

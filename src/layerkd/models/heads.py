@@ -14,7 +14,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import jsonio
 from ..errors import ModelError
+from .weights_check import check_safetensors
 
 
 class LayerHeads(nn.Module):
@@ -87,7 +89,7 @@ class LayerHeads(nn.Module):
             tensors.update(shift=self.shift, scale=self.scale)
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / "heads.safetensors"))
         meta = dict(self.config_dict(), **(extra or {}))
-        (out / "heads.json").write_text(json.dumps(meta, indent=2))
+        (out / "heads.json").write_text(jsonio.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> LayerHeads:
@@ -98,6 +100,7 @@ class LayerHeads(nn.Module):
         meta = json.loads(meta_path.read_text())
         heads = cls(meta["layers"], meta["width"], meta["num_labels"], pooling=meta.get("pooling", "cls"),
                     dropout=meta.get("dropout", 0.1), standardize=bool(meta.get("standardize", False)))
+        check_safetensors(weights_path)  # truncated/corrupt: one ModelError line
         state = load_file(str(weights_path))
         names = ("weight", "bias", "shift", "scale") if heads.standardize else ("weight", "bias")
         missing = [n for n in names if n not in state]

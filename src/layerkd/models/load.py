@@ -19,6 +19,8 @@ from torch import nn
 
 from ..errors import ModelError
 from ..tasks import Task
+from .labels import align_labels
+from .memory import check_fits_memory, transformer_params
 from .transformer import TransformerClassifier, student_from_config, student_from_layers
 
 LAYERKD_MODEL_FILE = "layerkd_model.json"
@@ -34,6 +36,7 @@ def load_model(path: str | Path, task: Task | None = None, *, trust_remote_code:
         model = load_rnn_cnn(p)
         if task is not None and model.info.num_labels != task.num_labels:
             raise ModelError(f"{p} has {model.info.num_labels} outputs but task {task.name} needs {task.num_labels}")
+        align_labels(model, task, where=str(path))  # by name, never by position when names disagree
         return model
     model = TransformerClassifier.from_pretrained(
         str(path),
@@ -43,7 +46,18 @@ def load_model(path: str | Path, task: Task | None = None, *, trust_remote_code:
     )
     if require_head and not is_fine_tuned(str(path)):
         raise ModelError(f"{path} has no fine-tuned classification head; fine-tune it first (layerkd finetune)")
+    align_labels(model, task, where=str(path))  # by name, never by position when names disagree
     return model
+
+
+def apply_pooling(model: nn.Module, mode: str | None) -> None:
+    """Set the classifier pooling of a transformer (``None``: keep the model's own)."""
+    if mode is None:
+        return
+    if not hasattr(model, "set_pooling"):
+        raise ModelError(f"pooling {mode!r}: only transformer models have a classifier pooling option; "
+                         f"{model.info.kind} students pool with their own pool= option")
+    model.set_pooling(mode)
 
 
 def is_fine_tuned(path: str) -> bool:
@@ -60,6 +74,8 @@ def _parse_kv(text: str, where: str) -> dict[str, str]:
         if "=" not in part:
             raise ModelError(f"{where}: expected key=value pairs, got {part!r}")
         k, v = (x.strip() for x in part.split("=", 1))
+        if k in out:
+            raise ModelError(f"{where}: {k} is given twice ({k}={out[k]} and {k}={v}); give it once")
         out[k] = v
     return out
 
@@ -103,6 +119,9 @@ def build_student(spec: str, teacher: nn.Module | None, task: Task, *, train_tex
         if "layers" not in kv:
             raise ModelError(f"student {spec!r}: layers=N is required")
         ints = {k: _int(v, k, f"student {spec!r}") for k, v in kv.items()}
+        hidden = ints.get("hidden", int(getattr(teacher.config, "hidden_size", 0) or 0))
+        check_fits_memory(transformer_params(teacher.config, layers=ints["layers"], hidden=hidden,
+                                             intermediate=ints.get("intermediate", 4 * hidden)), f"student {spec!r}")
         return student_from_config(teacher, layers=ints["layers"], hidden=ints.get("hidden"), heads=ints.get("heads"),
                                    intermediate=ints.get("intermediate"))
     if kind in ("bilstm", "cnn"):

@@ -75,6 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import jsonio
 from ..checkpoint import atomic_write_text, load_module, save_module
 from ..data.encoding import HFTextEncoder
 from ..errors import ModelError
@@ -83,6 +84,7 @@ from .pooling import pool
 from .rnn_cnn_options import parse_options
 from .trace import Trace
 from .vocab import WordTextEncoder, WordVocab
+from .weights_check import check_safetensors
 
 MODEL_FILE = "layerkd_model.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -194,7 +196,7 @@ class _RNNCNNBase(nn.Module):
         else:
             self._encoder.tokenizer.save_pretrained(str(out))
         save_module(self, out / WEIGHTS_FILE)
-        atomic_write_text(out / MODEL_FILE, json.dumps(meta, indent=2))
+        atomic_write_text(out / MODEL_FILE, jsonio.dumps(meta, indent=2))
 
 
 class BiLSTMClassifier(_RNNCNNBase):
@@ -365,6 +367,7 @@ def load_rnn_cnn(path: str | Path) -> _RNNCNNBase:
     model = CLASSES[kind](config, encoder, name=meta.get("name", ""))
     if not (p / WEIGHTS_FILE).exists():
         raise ModelError(f"{p}: no {WEIGHTS_FILE}")
+    check_safetensors(p / WEIGHTS_FILE)  # truncated/corrupt: one ModelError line, not a SafetensorError
     try:
         load_module(model, p / WEIGHTS_FILE)
     except (RuntimeError, KeyError) as exc:

@@ -20,7 +20,10 @@ from torch import nn
 from ..data.encoding import HFTextEncoder
 from ..errors import ModelError
 from .base import ModelInfo
+from .classifier_pooling import get_pooling, set_pooling
+from .pooled_save import finish_save, register_saved_type
 from .trace import Trace
+from .weights_check import check_weight_files
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class TransformerClassifier(nn.Module):
         self.tokenizer = tokenizer
         self.name = name or getattr(hf_model.config, "_name_or_path", "")
         self._encoder = HFTextEncoder(tokenizer)
+        set_pooling(self.hf, get_pooling(self.hf))  # a saved mean-pooled model gets its hooks back
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -71,6 +75,7 @@ class TransformerClassifier(nn.Module):
         local = Path(where)
         if local.exists() and not (local / "config.json").exists():
             raise ModelError(f"{where} is not a model directory: no config.json")
+        register_saved_type(where)  # a mean-pooled layerkd directory: its classes, without running its code
         try:
             config = AutoConfig.from_pretrained(where, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as exc:
@@ -94,6 +99,8 @@ class TransformerClassifier(nn.Module):
         if local.is_dir() and not any(local.glob("*.safetensors")) and any(local.glob("*.bin")):
             log.warning("%s: no safetensors weights; loading the legacy .bin file with torch.load(weights_only=True) "
                         "(only tensors, no code). Re-save the model to convert it", where)
+        if local.is_dir():
+            check_weight_files(local)  # a truncated/corrupt safetensors file: one ModelError line
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
                 where, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
@@ -115,9 +122,18 @@ class TransformerClassifier(nn.Module):
     def save_pretrained(self, out_dir: str | Path) -> None:
         """A Hugging Face-loadable directory: config, safetensors weights and tokenizer."""
         self.hf.save_pretrained(str(out_dir), safe_serialization=True)
+        finish_save(self.hf, out_dir)  # the classifier pooling travels with it (layerkd.models.pooled_save)
         self.tokenizer.save_pretrained(str(out_dir))
 
     # ------------------------------------------------------------------ facts
+    @property
+    def pooling(self) -> str:
+        """What the classifier reads: ``cls`` or ``mean`` (:mod:`layerkd.models.classifier_pooling`)."""
+        return get_pooling(self.hf)
+
+    def set_pooling(self, mode: str) -> None:
+        set_pooling(self.hf, mode)
+
     @property
     def config(self):
         return self.hf.config
@@ -223,6 +239,7 @@ def student_from_layers(teacher: TransformerClassifier, layers: list[int]) -> Tr
                 mod.layer_idx = new_idx
     setattr(parent, attr, kept)
     hf.config.num_hidden_layers = len(layers)
+    set_pooling(hf, teacher.pooling)  # hooks re-attached to the copy's own modules
     student = TransformerClassifier(hf, teacher.tokenizer, name=f"{teacher.name}[layers {','.join(map(str, layers))}]")
     return student
 
@@ -244,4 +261,5 @@ def student_from_config(teacher: TransformerClassifier, *, layers: int, hidden: 
     cfg.intermediate_size = intermediate if intermediate is not None else 4 * cfg.hidden_size
     cfg.architectures = None
     hf = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="sdpa")
+    set_pooling(hf, teacher.pooling)
     return TransformerClassifier(hf, teacher.tokenizer, name=f"config(layers={layers},hidden={cfg.hidden_size})")

@@ -6,24 +6,36 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import __version__, faults
-from ..checkpoint import atomic_write_text, disk_space_guard, list_checkpoints
+from .. import __version__, faults, jsonio
+from ..checkpoint import atomic_write_text, disk_space_guard
 from ..config import DataConfig, RunConfig, dump_config, trained_dump
 from ..data.readers import Split, read_file, read_split
-from ..errors import ConfigError, LayerKDError
+from ..data.validation import split_validation
+from ..errors import ConfigError
+from ..model_card import write_card
 from ..tasks import Task
 
 
-def load_data(data: DataConfig, task: Task) -> tuple[Split, Split, dict[str, Split]]:
-    """Train split (subsampled if asked), evaluation split and extra evaluation sets."""
+class RunData(NamedTuple):
+    """The splits of a run: ``train``; ``select`` serves every choice (best epoch, early stopping,
+    teacher heads); ``test`` is scored once at the end (None when ``select`` is the evaluation split
+    itself, ``data.validation.source: eval``); ``extra`` are further labelled evaluation sets."""
+
+    train: Split
+    select: Split
+    test: Split | None
+    extra: dict[str, Split]
+
+
+def load_data(data: DataConfig, task: Task) -> RunData:
+    """Read the splits; carve the validation split (:mod:`layerkd.data.validation`) before subsampling."""
     if data.data_dir is not None or data.hf_dataset is not None:
         kw = {"data_dir": data.data_dir, "hf_dataset": data.hf_dataset, "hf_config": data.hf_config, "columns": data.columns}
         train = read_split(task, data.train_split, **kw)
@@ -33,9 +45,13 @@ def load_data(data: DataConfig, task: Task) -> tuple[Split, Split, dict[str, Spl
             raise ConfigError("data: give both train_file and dev_file (or a GLUE data_dir)")
         train = read_file(task, data.train_file, data.columns, split="train")
         dev = read_file(task, data.dev_file, data.columns, split="dev")
+    val = None
+    if data.validation.source == "carve":
+        v = data.validation
+        train, val = split_validation(train, fraction=v.fraction, max_rows=v.max_rows, seed=v.seed)
     train = train.subsample(data.train_subsample, data.subsample_seed)
     extra = {name: read_file(task, es.file, es.columns, split=name) for name, es in data.extra_eval.items()}
-    return train, dev, extra
+    return RunData(train, dev, None, extra) if val is None else RunData(train, val, dev, extra)
 
 
 def seed_everything(seed: int) -> None:
@@ -109,40 +125,24 @@ def end_distributed() -> None:
 
 
 @contextmanager
-def output_directory(path: str | None, *, overwrite: bool, resume: bool):
-    """Create the run directory; on a user error before the first checkpoint, remove it again.
+def output_directory(path: str | None, *, overwrite: bool, resume: bool, cfg: RunConfig | None = None):
+    """The run directory, checked, created, locked and marked by :func:`layerkd.outputs.run_directory`
+    (never over or around an input of ``cfg``: :func:`layerkd.outputs.input_paths`). An existing non-empty directory is
+    refused unless ``overwrite`` (replace it: only a directory layerkd made) or ``resume`` (continue
+    the run in it); a failure before the first checkpoint removes what the run created. With
+    several processes every process checks first, then only the main one changes anything."""
+    from ..outputs import input_paths, run_directory  # noqa: PLC0415
 
-    An existing non-empty directory is refused unless ``overwrite`` (replace it) or ``resume``
-    (continue the run in it). With several processes every process checks first, then only the
-    main one replaces or creates the directory."""
-    if path is None:
-        raise ConfigError("output_dir: missing; give --output-dir")
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output directory {out} exists and is a file")
-    existed = out.exists() and any(out.iterdir())
-    if existed and not (overwrite or resume):
-        raise ConfigError(f"output directory {out} exists and is not empty; pass --overwrite to replace it or --resume to continue")
-    created = not out.exists() or (existed and overwrite and not resume)
-    barrier()  # every process has looked before the main one changes anything
-    main = is_main_process()
-    if main:
-        if existed and overwrite and not resume:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-    barrier()
-    existed = existed and not (overwrite and not resume)
-    try:
+    inputs = input_paths(cfg) if cfg is not None else ()
+    with run_directory(path, overwrite=overwrite, resume=resume, inputs=inputs, main=is_main_process(),
+                       barrier=barrier) as out:
         yield out
-    except (LayerKDError, KeyboardInterrupt):
-        if main and (created or not existed) and not list_checkpoints(out / "checkpoints"):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
 
 
 def write_outputs(out: Path, model, cfg: RunConfig, result: dict[str, Any], *, eval_outputs: dict[str, np.ndarray] | None = None,
                   split_name: str = "dev") -> None:
-    """Final files: the (best) model as a loadable directory, metrics.json, results.json, config.yaml.
+    """Final files: the (best) model as a loadable directory, metrics.json, results.json, config.yaml and
+    the model card README.md (:mod:`layerkd.model_card`).
     Out of disk is a one-line error (the last checkpoint is intact: ``--resume`` writes them again)."""
     with disk_space_guard(f"the final outputs in {out}", out):
         model.save_pretrained(out)
@@ -153,8 +153,9 @@ def write_outputs(out: Path, model, cfg: RunConfig, result: dict[str, Any], *, e
         if eval_outputs:
             full["dev_predictions"] = {k: v.tolist() for k, v in eval_outputs.items()}
         atomic_write_text(out / "config.yaml", dump_config(cfg))
-        atomic_write_text(out / "results.json", json.dumps(full, indent=1, default=float))
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+        atomic_write_text(out / "results.json", jsonio.dumps(full, indent=1))
+        write_card(out, model, cfg, result)  # README.md: the Hugging Face model card (layerkd.model_card)
+        atomic_write_text(out / "metrics.json", jsonio.dumps(metrics, indent=2))
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import toy
+from .. import jsonio, toy
 from ..config import validate_run_config
 from .distill import distill
 from .finetune import finetune
@@ -30,7 +30,21 @@ def _agreement(out: Path, teacher_preds: np.ndarray) -> float:
     return float((preds == teacher_preds).mean()) if len(preds) == len(teacher_preds) else float("nan")
 
 
-def run_demo(
+def run_demo(output_dir: Path, *, data_dir: str | None = None, teacher: str | None = None, student: str | None = None,
+             **kw) -> list[dict[str, Any]]:
+    """Run the demo in ``output_dir``: a new directory, or one an earlier demo made (it carries
+    layerkd's run marker; its models are replaced). Never ``.``, ``~``, a directory of someone
+    else's files, or one over or around the data, teacher or student (:mod:`layerkd.outputs`);
+    held locked while the demo runs."""
+    from ..outputs import Input, run_directory  # noqa: PLC0415
+
+    inputs = [Input(label, Path(p)) for label, p in (("the data directory", data_dir), ("the teacher", teacher),
+                                                     ("the student", student)) if p and Path(p).exists()]
+    with run_directory(output_dir, inputs=inputs, reuse=lambda d: False, what="demo directory", kind="demo") as out:
+        return _run_demo(out, data_dir=data_dir, teacher=teacher, student=student, **kw)
+
+
+def _run_demo(
     output_dir: Path,
     *,
     methods: tuple[str, ...] = DEFAULT_METHODS,
@@ -43,8 +57,6 @@ def run_demo(
     seed: int = 0,
     echo=print,
 ) -> list[dict[str, Any]]:
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     real = task is not None
     if real:
         if data_dir is None or teacher is None:
@@ -60,7 +72,7 @@ def run_demo(
 
         t_metrics = evaluate_model(teacher_dir, get_task(task), data_dir=data_dir, max_length=128)
         teacher_preds = None
-        echo(f"teacher {teacher_dir}: {json.dumps({k: round(v, 4) for k, v in t_metrics.items() if isinstance(v, float)})}")
+        echo(f"teacher {teacher_dir}: {jsonio.dumps({k: round(v, 4) for k, v in t_metrics.items() if isinstance(v, float)})}")
         t_seconds = float("nan")
     else:
         import torch  # noqa: PLC0415
@@ -99,7 +111,7 @@ def run_demo(
     main = rows[0]["metric"] if rows else "accuracy"
     rows.insert(0, {"method": "(teacher)", "best": t_metrics.get(main, float("nan")), "last": float("nan"), "metric": main,
                     "agreement": 1.0, "seconds": t_seconds})
-    (output_dir / "demo.json").write_text(json.dumps({"teacher": t_metrics, "student": student, "rows": rows}, indent=2))
+    (output_dir / "demo.json").write_text(jsonio.dumps({"teacher": t_metrics, "student": student, "rows": rows}, indent=2))
     return rows
 
 

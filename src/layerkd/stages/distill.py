@@ -25,16 +25,19 @@ from ..data.batching import ordered_batches
 from ..data.encoding import EncodedSplit
 from ..data.readers import Split
 from ..errors import CheckpointError, ConfigError, PairError
-from ..methods import Method, resolve_method
-from ..models.fingerprint import model_fingerprint
-from ..models.load import build_student, load_model
+from ..methods import DEFAULT_METHOD, Method, resolve_method
+from ..models.fingerprint import model_fingerprint, module_fingerprint
+from ..models.load import apply_pooling, build_student, load_model
 from ..objectives.base import BuildContext, Needs
 from ..recipe import Recipe, build_recipe
+from ..run_finish import finish_run, finished_result
+from ..run_inputs import check_resume_inputs, model_input, run_inputs
 from ..tasks import Task, task_from_config
 from ..teacher import TeacherProvider
 from ..trainer import Trainer
 from .common import config_hash, is_main_process, load_data, output_directory, seed_everything, write_outputs
 from .heads import fit_teacher_heads, head_layers
+from .preflight import check_max_length
 
 log = logging.getLogger("layerkd")
 
@@ -45,19 +48,20 @@ HEAD_OBJECTIVES = frozenset({"universal", "dih"})
 class Plan:
     task: Task
     train: Split
-    dev: Split
+    dev: Split  # serves every choice (the carved validation split, or the evaluation split)
     extra: dict[str, Split]
     teacher: torch.nn.Module
     student: torch.nn.Module
     method: Method
     recipe: Recipe
     head_layers: tuple[int, ...]
+    test: Split | None = None  # scored once at the end (None: ``dev`` is the evaluation split)
 
 
 def resolve_recipe(cfg: RunConfig) -> Method:
     if cfg.recipe is not None:
         return Method("custom", "recipe from the config", cfg.recipe)
-    return resolve_method(cfg.method or "kd")
+    return resolve_method(cfg.method or DEFAULT_METHOD)
 
 
 def check_labels(task: Task, teacher_info, student_info) -> None:
@@ -74,7 +78,7 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
     if cfg.teacher is None or cfg.student is None:
         raise ConfigError("distill: give teacher and student")
     task = task_from_config(cfg.task)
-    train, dev, extra = load_data(cfg.data, task)
+    train, dev, test, extra = load_data(cfg.data, task)
     if teacher is None:
         teacher = load_model(cfg.teacher.path, task, trust_remote_code=cfg.trust_remote_code, require_head=True)
     method = method or resolve_recipe(cfg)
@@ -90,6 +94,8 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
     seed_everything(cfg.train.seed)
     student = build_student(student_spec or cfg.student, cut_from or teacher, task, train_texts=train,
                             trust_remote_code=cfg.trust_remote_code)
+    apply_pooling(student, cfg.pooling)
+    check_max_length(cfg.train.max_length, "train.max_length", teacher=teacher, student=student)
     check_labels(task, teacher.info, student.info)
     ctx = BuildContext(student=student.info, teacher=teacher.info, num_labels=task.num_labels,
                        regression=task.is_regression, seed=cfg.train.seed, teacher_head_layers=layers)
@@ -98,7 +104,7 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
     if "attentions" in needs.student and hasattr(student, "use_eager_attention"):
         student.use_eager_attention()
         student.disable_attention_dropout()
-    return Plan(task, train, dev, extra, teacher, student, method, recipe, layers)
+    return Plan(task, train, dev, extra, teacher, student, method, recipe, layers, test)
 
 
 def _datasets(plan: Plan, max_length: int):
@@ -106,7 +112,8 @@ def _datasets(plan: Plan, max_length: int):
     if plan.recipe.all_needs().needs_teacher:
         enc["teacher"] = plan.teacher.text_encoder
     make = lambda split: EncodedSplit(split, enc, max_length, length_role="student")  # noqa: E731
-    return make(plan.train), make(plan.dev), {k: make(v) for k, v in plan.extra.items()}
+    return make(plan.train), make(plan.dev), {k: make(v) for k, v in plan.extra.items()}, \
+        None if plan.test is None else make(plan.test)
 
 
 def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev: EncodedSplit) -> dict[str, Any]:
@@ -164,35 +171,56 @@ def _check_resumed_heads(saved: Path, report: dict[str, Any]) -> None:
                               "was trained against other teacher targets; rerun with --overwrite")
 
 
-def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: bool) -> dict[str, Any]:
-    train_ds, dev_ds, extra_ds = _datasets(plan, cfg.train.max_length)
+def _given_heads(cfg: RunConfig, plan: Plan):
+    """Teacher heads given as a directory (``teacher.heads``), checked against the teacher."""
+    from ..models.heads import LayerHeads  # noqa: PLC0415
+
+    heads = LayerHeads.load(cfg.teacher.heads)
+    if heads.width != plan.teacher.info.hidden_size or heads.num_labels != plan.task.num_labels:
+        raise PairError(f"teacher.heads {cfg.teacher.heads}: heads of width {heads.width} / {heads.num_labels} labels "
+                        f"do not fit this teacher (width {plan.teacher.info.hidden_size}, {plan.task.num_labels} labels)")
+    return heads, {"layers": list(heads.layers), "source": cfg.teacher.heads}
+
+
+def _inputs(plan: Plan, cfg: RunConfig, teacher_fp: str, given_heads) -> dict[str, Any]:
+    """What this run is trained from (:mod:`layerkd.run_inputs`), before the student's first step."""
+    heads = None
+    if given_heads is not None:
+        fp = module_fingerprint(given_heads, extra=json.dumps(given_heads.config_dict(), sort_keys=True))
+        heads = model_input(given_heads, cfg.teacher.heads, fp)
+    return run_inputs(train=plan.train, dev=plan.dev, test=plan.test, extra=plan.extra,
+                      teacher=model_input(plan.teacher, cfg.teacher.path, teacher_fp) if teacher_fp else None,
+                      student=model_input(plan.student, getattr(plan.student, "name", "") or cfg.student),
+                      teacher_heads=heads)
+
+
+def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: bool,
+             allow_changed_inputs: bool = False) -> dict[str, Any]:
+    train_ds, dev_ds, extra_ds, test_ds = _datasets(plan, cfg.train.max_length)
     needs = plan.recipe.all_needs()
     heads, heads_report = None, None
     teacher_fp = model_fingerprint(plan.teacher) if needs.needs_teacher else ""
     cache = _cache(cfg) if needs.needs_teacher else None
+    if "head_logits" in needs.teacher and cfg.teacher.heads is not None:
+        heads, heads_report = _given_heads(cfg, plan)
+    inputs = _inputs(plan, cfg, teacher_fp, heads)
+    if resume:  # before any teacher heads are fitted or cached teacher outputs built
+        check_resume_inputs(out, inputs, allow=allow_changed_inputs)
     if "head_logits" in needs.teacher:
-        if cfg.teacher.heads is not None:
-            from ..models.heads import LayerHeads  # noqa: PLC0415
-
-            heads = LayerHeads.load(cfg.teacher.heads)
-            if heads.width != plan.teacher.info.hidden_size or heads.num_labels != plan.task.num_labels:
-                raise PairError(f"teacher.heads {cfg.teacher.heads}: heads of width {heads.width} / {heads.num_labels} labels "
-                                f"do not fit this teacher (width {plan.teacher.info.hidden_size}, {plan.task.num_labels} labels)")
-            heads_report = {"layers": list(heads.layers), "source": cfg.teacher.heads}
-        else:
+        if heads is None:
             heads, heads_report = fit_teacher_heads(
                 teacher=plan.teacher, task=plan.task, train=train_ds, dev=dev_ds, cfg=cfg.teacher.fit_heads,
                 seed=cfg.train.seed, max_length=cfg.train.max_length, work_dir=out / "teacher_heads_run",
-                cache_root=cache_root(cfg), teacher_fp=teacher_fp, cache=cache)
-        if resume:
+                cache_root=cache_root(cfg), teacher_fp=teacher_fp, cache=cache, progress=progress)
+        if resume and not allow_changed_inputs:
             _check_resumed_heads(out / "teacher_heads", heads_report)
         if is_main_process():
             heads.save(out / "teacher_heads", extra=heads_report)
     provider = TeacherProvider(plan.teacher, heads, cache=cache)
     trainer = Trainer(
         student=plan.student, recipe=plan.recipe, task=plan.task, train_data=train_ds, eval_data=dev_ds, config=cfg.train,
-        output_dir=out, teacher=provider, config_hash=config_hash(cfg), extra_eval=extra_ds, progress=progress,
-        diagnostics=lambda tr, mod: collect_diagnostics(tr, mod, provider, dev_ds),
+        test_data=test_ds, output_dir=out, teacher=provider, config_hash=config_hash(cfg), extra_eval=extra_ds, progress=progress,
+        diagnostics=lambda tr, mod: collect_diagnostics(tr, mod, provider, dev_ds), inputs=inputs,
     )
     result = trainer.fit(resume=resume)
     result.update({"method": plan.method.name, "method_description": plan.method.description,
@@ -206,7 +234,10 @@ def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: b
     return result
 
 
-def distill(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+def distill(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+            allow_changed_inputs: bool = False) -> dict[str, Any]:
+    if resume and (done := finished_result(cfg.output_dir, config_hash(cfg))) is not None:  # layerkd.run_finish
+        return done
     method = resolve_recipe(cfg)
     if method.pipeline == "takd":
         from .takd import takd  # noqa: PLC0415
@@ -215,8 +246,10 @@ def distill(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, pr
     if method.pipeline is not None:
         raise ConfigError(f"method {method.name!r}: unknown pipeline {method.pipeline!r}")
     plan = plan_distill(cfg, method=method)
-    with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume) as out:
-        result = run_plan(plan, cfg, out, resume=resume, progress=progress)
+    with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume, cfg=cfg) as out:
+        result = run_plan(plan, cfg, out, resume=resume, progress=progress, allow_changed_inputs=allow_changed_inputs)
+        if is_main_process():
+            finish_run(out, keep_checkpoints=cfg.train.keep_final_checkpoints)
     return result
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .. import jsonio
 from ..checkpoint import atomic_write_text
 from ..config import CacheConfig, DataConfig, HeadsFitConfig, RunConfig, TeacherConfig
 from ..data.encoding import EncodedSplit
@@ -14,13 +14,15 @@ from ..tasks import task_from_config
 from .common import load_data, output_directory
 from .distill import cache_root
 from .heads import fit_teacher_heads
+from .preflight import check_max_length
 
 
 def fit_heads_cli(*, teacher: str, task: str, data_dir: str, output_dir, fit: HeadsFitConfig, max_length: int, seed: int,
                   subsample: int | None, overwrite: bool) -> dict:
     t = task_from_config(task)
-    train, dev, _ = load_data(DataConfig(data_dir=data_dir, train_subsample=subsample), t)
+    train, dev, _, _ = load_data(DataConfig(data_dir=data_dir, train_subsample=subsample), t)
     model = load_model(teacher, t, require_head=True)
+    check_max_length(max_length, "--max-length", teacher=model)
     enc = {"student": model.text_encoder, "teacher": model.text_encoder}
     train_ds, dev_ds = EncodedSplit(train, enc, max_length), EncodedSplit(dev, enc, max_length)
     cfg = RunConfig(task=task, data=DataConfig(data_dir=data_dir), teacher=TeacherConfig(path=teacher), student="bottom:1",
@@ -28,10 +30,10 @@ def fit_heads_cli(*, teacher: str, task: str, data_dir: str, output_dir, fit: He
     from ..teacher_cache import TeacherCache  # noqa: PLC0415
 
     root = cache_root(cfg)
-    with output_directory(str(output_dir) if output_dir else None, overwrite=overwrite, resume=False) as out:
+    with output_directory(str(output_dir) if output_dir else None, overwrite=overwrite, resume=False, cfg=cfg) as out:
         heads, report = fit_teacher_heads(teacher=model, task=t, train=train_ds, dev=dev_ds, cfg=fit, seed=seed,
                                           max_length=max_length, work_dir=Path(out) / "run", cache_root=root,
                                           teacher_fp=model_fingerprint(model), cache=TeacherCache(root, max_length=max_length))
         heads.save(out, extra=report)
-        atomic_write_text(Path(out) / "report.json", json.dumps(report, indent=2))
+        atomic_write_text(Path(out) / "report.json", jsonio.dumps(report, indent=2))
     return report

@@ -16,7 +16,8 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..methods import Method
 from ..models.load import load_model
-from .common import output_directory
+from ..run_finish import finish_run
+from .common import is_main_process, output_directory
 from .distill import plan_distill, run_plan
 
 
@@ -34,7 +35,7 @@ def takd(cfg: RunConfig, method: Method, *, resume: bool, overwrite: bool, progr
     stage1 = plan_distill(cfg, teacher=first.teacher, student_spec=spec, method=method)
     # validate stage 2 against a teacher of the assistant's shape before writing anything
     plan_distill(cfg, teacher=stage1.student, cut_from=first.teacher, method=method)
-    with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume) as out:
+    with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume, cfg=cfg) as out:
         a_dir = out / "assistant"
         if (a_dir / "metrics.json").exists():
             a_result = json.loads((a_dir / "results.json").read_text())
@@ -46,5 +47,7 @@ def takd(cfg: RunConfig, method: Method, *, resume: bool, overwrite: bool, progr
         # the student is cut from the teacher (as for every method), taught by the assistant
         stage2 = plan_distill(cfg, teacher=assistant, cut_from=first.teacher, method=method)
         result = run_plan(stage2, cfg, out, resume=resume and (out / "checkpoints").exists(), progress=progress)
+        if is_main_process():  # both stages done: drop their checkpoints (layerkd.run_finish)
+            finish_run(out, keep_checkpoints=cfg.train.keep_final_checkpoints)
     result["assistant"] = {"spec": spec, "best": a_result["best"], "last": a_result["last"]}
     return result
