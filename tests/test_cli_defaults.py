@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from clihelp import run_cli
-from layerkd.cli_defaults import config_default
+from layerkd.cli.defaults import config_default
 from layerkd.config import HeadsFitConfig, TrainConfig
 
 EXPECTED = {"--epochs": "3", "--lr": "5e-05", "--batch-size": "32", "--max-length": "128", "--seed": "42"}

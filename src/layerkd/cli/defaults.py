@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import RunConfig
+from ..config import RunConfig
 
 
 def _submodel(model: type[BaseModel], name: str) -> type[BaseModel]:

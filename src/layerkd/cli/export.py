@@ -1,4 +1,4 @@
-"""The ``layerkd export`` command (registered in :mod:`layerkd.cli`); the work is
+"""The ``layerkd export`` command; the work is
 :func:`layerkd.deploy.export_run.export_run`, the documentation ``docs/export.md``."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from .deploy import DEFAULT_TOLERANCE
+from ..deploy import DEFAULT_TOLERANCE
+from .app import app
 
 
 def _mb(n: int) -> str:
@@ -56,8 +57,8 @@ def export(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow model code from the hub (off by default)")] = False,
 ) -> None:
     """Export a trained model to ONNX, verified against PyTorch on the task's rows (optionally int8)."""
-    from .deploy.export_run import export_run  # noqa: PLC0415
-    from .exits import sigterm_raises  # noqa: PLC0415
+    from ..deploy.export_run import export_run  # noqa: PLC0415
+    from ..exits import sigterm_raises  # noqa: PLC0415
 
     with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: the temporary export directory is removed
         meta = export_run(run_dir, fmt=format_, quantize=quantize, output=output, task=task,
@@ -67,3 +68,6 @@ def export(
                           trust_remote_code=trust_remote_code)
     for line in summary(meta):
         typer.echo(line)
+
+
+app.command("export")(export)
