@@ -15,10 +15,8 @@ Multi-process: every process sees its interleaved slice of the same global batch
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +31,15 @@ from . import faults, jsonio
 from .config import TrainConfig
 from .data.batching import Batch, LengthGroupedBatchSampler
 from .data.encoding import EncodedSplit
-from .errors import CheckpointError, ConfigError, NonFiniteLossError
+from .errors import ConfigError, NonFiniteLossError
 from .evaluation import EvalResult, score_split
 from .models.trace import Trace
 from .objectives.base import Needs
-from .progress import format_eval
 from .recipe import Recipe
 from .tasks import Task
 from .tracking import Tracking
+from .trainer_checkpoints import CheckpointMixin
+from .trainer_selection import SelectionMixin
 
 log = logging.getLogger("layerkd")
 
@@ -111,7 +110,7 @@ def _no_decay(name: str) -> bool:
     return n.endswith("bias") or "layernorm" in n or "layer_norm" in n or n.endswith(".ln.weight")
 
 
-class Trainer:
+class Trainer(CheckpointMixin, SelectionMixin):
     def __init__(
         self,
         *,
@@ -225,96 +224,6 @@ class Trainer:
         :func:`layerkd.evaluation.score_split`)."""
         return score_split(data, outputs_fn, model, task=self.task, accelerator=self.accelerator, batch_size=self.cfg.eval_batch_size,
                            metric_prefix=metric_prefix, progress=self.progress, label=f"{self.label}: eval {data.split.name}")
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self, optimizer, scheduler) -> None:
-        rng_ranks = None
-        if self.accelerator.num_processes > 1:  # every process's generators, so a resume continues each exactly
-            from accelerate.utils import gather_object  # noqa: PLC0415
-
-            rng_ranks = gather_object([ckpt.capture_rng()])
-        if self.is_main:
-            unwrapped = self.accelerator.unwrap_model(self.module)
-            state = dict(vars(self.state))
-            state["log_offset"] = self._log_size()
-            state["config_hash"] = self.config_hash
-            if self.inputs:  # what --resume compares (layerkd.run_inputs.check_resume_inputs)
-                state["inputs"] = self.inputs
-            state["recipe"] = self.recipe.schedule_state()
-            path = self.ckpt_dir / f"step-{self.state.global_step:07d}"
-            ckpt.save_checkpoint(
-                path,
-                model=unwrapped.student,
-                objectives=unwrapped.recipe,
-                optimizer_state=optimizer.state_dict(),
-                scheduler_state=scheduler.state_dict(),
-                state=state,
-                rng_ranks=rng_ranks,
-            )
-            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
-        self.accelerator.wait_for_everyone()
-
-    def _save_best(self) -> None:
-        if self.is_main:
-            module = self.accelerator.unwrap_model(self.module)
-            ckpt.write_dir_atomically(self.ckpt_dir / "best", lambda tmp: ckpt.save_module(module, tmp / "module.safetensors"))
-        self.accelerator.wait_for_everyone()
-
-    def _resume(self, optimizer, scheduler) -> bool:
-        """Load the newest valid checkpoint (True), or clear what a run killed before its first
-        checkpoint left behind and start from scratch (False)."""
-        warn = (lambda m: log.warning(m)) if self.is_main else (lambda m: None)
-        if self.is_main:  # a hard kill can leave a half-written .<name>.tmp or, mid-replacement, only .<name>.old
-            ckpt.recover_all(self.ckpt_dir, warn=warn)
-        self.accelerator.wait_for_everyone()
-        path = ckpt.latest_valid_checkpoint(self.ckpt_dir, warn=warn)
-        if path is None:
-            if ckpt.list_checkpoints(self.ckpt_dir):
-                warn("no valid checkpoint to resume from; starting from scratch")
-            elif self.is_main:
-                log.info("no checkpoint found in %s; starting from scratch", self.ckpt_dir)
-            if self.is_main:  # the killed run's log lines and best model would be replayed: drop them
-                (self.output_dir / "log.jsonl").unlink(missing_ok=True)
-                shutil.rmtree(self.ckpt_dir / "best", ignore_errors=True)
-            self.accelerator.wait_for_everyone()
-            return False
-        data = ckpt.load_checkpoint(path)
-        st = data["state"]
-        if self.config_hash and st.get("config_hash") and st["config_hash"] != self.config_hash:
-            raise CheckpointError(
-                f"--resume: checkpoint {path} was written by a run with another configuration "
-                "(resolved config hash differs); use a new --output-dir or the original config"
-            )
-        unwrapped = self.accelerator.unwrap_model(self.module)
-        ckpt.load_module(unwrapped.student, data["model"])
-        ckpt.load_module(unwrapped.recipe, data["objectives"])
-        optimizer.load_state_dict(data["optimizer"])
-        scheduler.load_state_dict(data["scheduler"])
-        for k in vars(self.state):
-            if k in st:
-                setattr(self.state, k, st[k])
-        self.recipe.load_schedule_state(st["recipe"])
-        self._pending_rng = ckpt.rank_rng(st, data["rng"], self.accelerator.process_index)
-        # mid-epoch: objective state (e.g. RAIL's per-batch draw) as of the checkpoint, re-applied
-        # after start_epoch; at an epoch boundary start_epoch derives the new epoch's state itself
-        self._pending_objective_state = st["recipe"].get("objectives", {}) if self.state.position > 0 else None
-        if self.is_main:  # drop log lines written after this checkpoint by the interrupted run
-            p = self.output_dir / "log.jsonl"
-            if p.exists() and p.stat().st_size > self.state.log_offset:
-                with open(p, "r+b") as fh:
-                    fh.truncate(self.state.log_offset)
-            best = self.ckpt_dir / "best"
-            reason = ckpt.verify_dir(best) if best.exists() else None
-            if reason is not None or (self.state.best_step >= 0 and not best.exists()):
-                log.warning("the best-model checkpoint is %s; the best model will be chosen again from the "
-                            "evaluations after step %d", reason or "missing", self.state.global_step)
-                shutil.rmtree(best, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        if not (self.ckpt_dir / "best").exists():
-            self.state.best_score, self.state.best_step, self.state.best_epoch = -math.inf, -1, -1
-        if self.is_main:
-            log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
-        return True
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -488,81 +397,3 @@ class Trainer:
             rec[k if k == "loss" else f"term/{k}"] = float(v) / count
         self._log(rec)
 
-    def _evaluate_and_track(self, epoch: int, end_of_epoch: bool) -> None:
-        st = self.state
-        res = self.evaluate(self.eval_data)
-        main = res.main
-        # in a multi-phase recipe only the last phase trains the final model (e.g. internal KD's
-        # stages leave the classifier untouched): earlier evaluations are logged, not selected
-        final_phase = self.recipe.phase_index == len(self.recipe.phases) - 1
-        improved = final_phase and main > st.best_score
-        entry = {"step": st.global_step, "epoch": epoch + (1 if end_of_epoch else 0), "end_of_epoch": end_of_epoch,
-                 **{k: v for k, v in res.metrics.items() if k != "_main"}}
-        st.history.append(entry)
-        self._log({"event": "eval", "split": self.eval_data.split.name, **entry, "main": main, "best": improved})
-        if improved:
-            st.best_score, st.best_step, st.best_epoch, st.bad_evals = main, st.global_step, entry["epoch"], 0
-            self._save_best()
-        elif final_phase:
-            st.bad_evals += 1
-            if self.cfg.early_stopping_patience and st.bad_evals >= self.cfg.early_stopping_patience:
-                st.stopped_early = True
-                self._log({"event": "early_stop", "step": st.global_step, "epoch": epoch})
-        if self.is_main:
-            log.info(format_eval(self.label, self.eval_data.split.name, len(self.eval_data), res.metrics, main=self.task.main_metric,
-                                 step=st.global_step, epoch=epoch + 1, best=improved))
-
-    # ------------------------------------------------------------------ the end
-    def _finish(self, wall: float) -> dict[str, Any]:
-        st = self.state
-        module = self.accelerator.unwrap_model(self.module)
-        last = self.evaluate(self.eval_data)
-        best_file = self.ckpt_dir / "best" / "module.safetensors"
-        if best_file.exists() and st.best_step != st.global_step:
-            best_module = copy.deepcopy(module)
-            ckpt.load_module(best_module, best_file)
-            best_module.to(self.device)
-            best = self.evaluate(self.eval_data, best_module)
-        else:
-            best_module, best = module, last
-        selection = {"split": self.eval_data.split.name, "rows": len(self.eval_data)}
-        if self.test_data is not None:  # the evaluation split is the test set: scored only now
-            selection.update(best={k: v for k, v in best.metrics.items() if k != "_main"},
-                             last={k: v for k, v in last.metrics.items() if k != "_main"},
-                             row_ids=self.eval_data.split.meta.get("validation", {}).get("rows"))
-            last = self.evaluate(self.test_data, module)
-            best = last if best_module is module else self.evaluate(self.test_data, best_module)
-        extra = {}
-        for name, data in self.extra_eval.items():
-            eb, el = self.evaluate(data, best_module), self.evaluate(data, module)
-            extra[name] = {
-                "best": {k: v for k, v in eb.metrics.items() if k != "_main"},
-                "last": {k: v for k, v in el.metrics.items() if k != "_main"},
-                "predictions": {"best": eb.predictions.tolist(), "last": el.predictions.tolist()},
-                "labels": data.labels.numpy().tolist(),
-            }
-        diag = self.diagnostics(self, best_module) if self.diagnostics is not None else {}
-        result = {
-            "task": self.task.name,
-            "main_metric": self.task.main_metric,
-            "best": {k: v for k, v in best.metrics.items() if k != "_main"},
-            "last": {k: v for k, v in last.metrics.items() if k != "_main"},
-            "best_step": st.best_step,
-            "best_epoch": st.best_epoch,
-            "steps": st.global_step,
-            "epochs_run": st.epoch,
-            "stopped_early": st.stopped_early,
-            "history": st.history,
-            "train_seconds": wall,
-            "extra_eval": extra,
-            "dev_labels": (self.eval_data if self.test_data is None else self.test_data).labels.numpy().tolist(),
-            "selection": selection,
-            "student_params": sum(p.numel() for p in module.student.parameters()),
-            "diagnostics": diag,
-            "precision": self.cfg.precision,
-            "processes": self.accelerator.num_processes,
-        }
-        self.best_module = best_module
-        self.best_model = best_module.student
-        self.best_eval, self.last_eval = best, last
-        return result
