@@ -209,6 +209,7 @@ def build_report(
     declared_methods: Sequence[str] = (),
     bootstrap: str = "two-level",
     families: Sequence[Any] = (),
+    loaded: tuple[list[Run], list[tuple[str, str]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Aggregate the results in ``results_dir`` and write report.md, summary.csv, significance.csv,
     glue_average.csv and figures/*.png into ``out_dir``.
@@ -235,7 +236,9 @@ def build_report(
     * ``bootstrap`` — ``two-level`` (training seeds and examples resampled) or ``examples`` (the
       one-level test of the reports written before it) for significance.csv and comparisons.csv;
     * ``families`` — declared comparison families (:func:`layerkd.bench.claims.families_of` of
-      the suites): claims.md and claims.csv, always by the two-level test on the primary score.
+      the suites): claims.md and claims.csv, always by the two-level test on the primary score;
+    * ``loaded`` — runs already read elsewhere, as :func:`load_results` returns them (plain run
+      folders: :mod:`layerkd.bench.run_folders`); ``results_dir`` then only names them.
 
     Means and stds are over seeds, std with ``ddof=1``; the GLUE average follows
     :data:`GLUE_AVERAGE_DESCRIPTION`. Returns ``{"rows", "tests", "comparisons", "glue", "figures",
@@ -251,7 +254,7 @@ def build_report(
         from .figures import require_matplotlib  # noqa: PLC0415
 
         require_matplotlib()
-    runs, skipped, failed = load_results(results_dir)
+    runs, skipped, failed = loaded if loaded is not None else load_results(results_dir)
     if suites:
         runs = [r for r in runs if set(r.suites) & set(suites)]
     exp = _expected_cells(expected)

@@ -68,7 +68,9 @@ def bench(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="results directory written by `layerkd bench`")],
+    results: Annotated[list[Path], typer.Argument(help=(
+        "results directory written by `layerkd bench`, or run folders of `layerkd distill`/`finetune` (each with "
+        "results.json and config.yaml), or folders that contain them"))],
     out: Annotated[Path, typer.Option("--out", help="where report.md, the CSV tables and figures/ go")] = Path("bench-report"),
     baseline: Annotated[str, typer.Option("--baseline", help="method label every method is tested against")] = "ce",
     suite: Annotated[list[Path] | None, typer.Option("--suite", help="suite file(s): flag their missing cells")] = None,
@@ -83,13 +85,28 @@ def report(
         "--bootstrap", help="significance.csv / --compare test: two-level (training seeds and examples resampled) "
                             "or examples (the one-level test of earlier reports); claims are always two-level")] = "two-level",
 ) -> None:
-    """Aggregate bench results: mean ± std over seeds, GLUE average, teacher row, paired bootstrap tests, figures."""
+    """Aggregate bench results or run folders: mean ± std over seeds, GLUE average, teacher row, paired bootstrap
+    tests, figures."""
     from ..bench.claims import families_of  # noqa: PLC0415
     from ..bench.report import build_report  # noqa: PLC0415
     from ..bench.significance import parse_comparison  # noqa: PLC0415
     from ..errors import ConfigError  # noqa: PLC0415
 
     comparisons = [parse_comparison(c) for c in compare or []]
+    if _run_folders(results):
+        from ..bench.run_folders import build_run_report  # noqa: PLC0415
+
+        if suite or only:
+            raise ConfigError(f"report: --{'suite' if suite else 'only'} applies to bench results (a layerkd bench "
+                              "--results directory), not to run folders; leave it out")
+        summary = build_run_report(results, out, baseline=baseline, n_boot=n_boot, figures=figures,
+                                   comparisons=comparisons, bootstrap=bootstrap)
+        typer.echo(f"report written to {out / 'report.md'} ({summary['n_results']} run folder(s), "
+                   f"{len(summary.get('rows', []))} rows)")
+        if summary["note"]:
+            typer.echo(summary["note"])
+        return
+    results = results[0]
     if not results.is_dir():
         raise ConfigError(f"results directory not found: {results}")
     expected = None
@@ -110,6 +127,16 @@ def report(
                            declared_methods=sorted({c.method for st in loaded for c in st.cells}), bootstrap=bootstrap,
                            families=[f for st in loaded if not only or st.name in only for f in families_of(st)])
     typer.echo(f"report written to {out / 'report.md'} ({len(summary.get('rows', []))} rows)")
+
+
+def _run_folders(paths: list[Path]) -> bool:
+    """Whether ``report`` reads run folders: several paths, or one that holds run folders and no
+    bench result files (else the bench results directory, as before)."""
+    from ..bench.run_folders import find_run_folders, holds_bench_results  # noqa: PLC0415
+
+    if len(paths) > 1:
+        return True
+    return paths[0].is_dir() and not holds_bench_results(paths[0]) and bool(find_run_folders(paths))
 
 
 @app.command()
