@@ -11,8 +11,9 @@ Conventions (B batch, T tokens, L blocks, d width, h heads, C classes):
 * ``hidden_states``: tuple of L+1 tensors ``[B, T, d]``, index 0 = embedding output;
 * ``attentions``: tuple of L tensors ``[B, h, T, T]`` (probabilities; row = query);
 * ``attention_mask`` ``[B, T]`` (1 = real token);
-* layer vectors ``[B, L+1, d]`` per pooling (``cls``, ``mean``, ``max``), computed from hidden
-  states on demand or supplied directly (cache, RNN/CNN models);
+* layer vectors ``[B, L+1, d]`` per pooling (``cls``, ``mean``, ``max``, ``last``), computed from
+  hidden states on demand or supplied directly (cache, RNN/CNN models); ``cls`` means the model's
+  sentence vector (``sentence_pooling`` for models without a [CLS] token: ``last`` for decoders);
 * ``head_logits`` ``[B, k, C]``: pseudo-classifier outputs of the layers in ``head_layers``.
 """
 
@@ -81,7 +82,13 @@ class Trace:
         return self.attention_mask
 
     def layer_vectors(self, pooling: str = "cls") -> torch.Tensor:
-        """``[B, L+1, d]``: one vector per layer (row 0 = embeddings)."""
+        """``[B, L+1, d]``: one vector per layer (row 0 = embeddings). ``cls`` is the model's sentence
+        vector: position 0 of an encoder, ``sentence_pooling`` of a model without a [CLS] token (a
+        decoder's last real token, a BiLSTM/CNN's max or mean). Vectors supplied under the name they
+        were asked for (a teacher's Trace, the cache) are returned as they are."""
+        if pooling in self.pooled:
+            return self.pooled[pooling]
+        requested = pooling
         if pooling == "cls" and self.sentence_pooling is not None:
             pooling = self.sentence_pooling
         if pooling in self.pooled:
@@ -89,6 +96,7 @@ class Trace:
         if self.hidden_states:
             vecs = pool_layers(self.hidden_states, self.attention_mask, pooling)
             self.pooled[pooling] = vecs
+            self.pooled[requested] = vecs
             return vecs
         have = ", ".join(self.pooled) or "none"
         raise MissingSignalError(f"{self.source}: no {pooling!r}-pooled layer vectors (have: {have})")
