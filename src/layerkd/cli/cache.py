@@ -1,4 +1,4 @@
-"""``cache ls`` and ``cache clear``."""
+"""``cache ls``, ``cache clear`` and ``cache build`` (the entries a cache-only distillation reads)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ from typing import Annotated
 import typer
 
 from .app import cache_app
+from .options import (
+    ConfigOpt,
+    DataDirOpt,
+    HfConfigOpt,
+    HfDatasetOpt,
+    LabelColumnOpt,
+    MaxLenOpt,
+    RemoteOpt,
+    SubOpt,
+    TaskOpt,
+    TextColumnsOpt,
+    build_config,
+    hf_options,
+)
 
 log = logging.getLogger("layerkd")
 
@@ -48,3 +62,49 @@ def _warn_strangers(paths: list[Path]) -> None:
         names = ", ".join(p.name for p in paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
         log.warning("warning: %s holds %d item(s) that are not teacher-cache entries, left alone: %s",
                     paths[0].parent, len(paths), names)
+
+
+@cache_app.command("build")
+def cache_build(
+    teacher: Annotated[str | None, typer.Option("--teacher", help="fine-tuned teacher directory")] = None,
+    needs: Annotated[str, typer.Option("--needs", help="what to cache: logits, layer_vectors[:cls|mean|max], head_logits "
+                                                       "(comma-separated; layer_vectors alone is cls)")] = "logits",
+    task: TaskOpt = None,
+    data_dir: DataDirOpt = None,
+    train_file: Annotated[Path | None, typer.Option("--train-file", help="training file (with --dev-file)")] = None,
+    dev_file: Annotated[Path | None, typer.Option("--dev-file", help="evaluation file")] = None,
+    hf_dataset: HfDatasetOpt = None,
+    hf_config: HfConfigOpt = None,
+    text_columns: TextColumnsOpt = None,
+    label_column: LabelColumnOpt = None,
+    teacher_heads: Annotated[str | None, typer.Option("--teacher-heads", help="fitted pseudo classifiers (for head_logits)")] = None,
+    max_length: MaxLenOpt = None,
+    train_subsample: SubOpt = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="teacher cache directory")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="fp16 or fp32 (cache.dtype) \\[default: fp16]")] = None,
+    config: ConfigOpt = None,
+    trust_remote_code: RemoteOpt = False,
+) -> None:
+    """Load the teacher once and write the cache entries a `distill --teacher-cache-only` run reads
+    (training and validation splits, made as distill makes them from the same options)."""
+    from ..cache_build import build_cache, parse_needs  # noqa: PLC0415
+    from ..config import read_yaml  # noqa: PLC0415
+
+    wanted = parse_needs(needs)
+    ov = {"task": task, "data.data_dir": data_dir, "data.train_file": train_file, "data.dev_file": dev_file,
+          "data.train_subsample": train_subsample, "teacher.path": teacher, "teacher.heads": teacher_heads,
+          "train.max_length": max_length, "cache.dir": cache_dir, "cache.dtype": dtype,
+          "trust_remote_code": trust_remote_code or None}
+    ov.update(hf_options(hf_dataset, hf_config, text_columns, label_column))
+    given = read_yaml(config) if config is not None else {}
+    if given.get("model") is None and given.get("student") is None:
+        ov["student"] = "bilstm:"  # a distill config needs a student; cache build never builds it
+    cfg = build_config(config, ov)
+    if cfg.teacher is None:
+        from ..errors import ConfigError  # noqa: PLC0415
+
+        raise ConfigError("cache build: give --teacher (or a distill --config naming teacher.path)")
+    for r in build_cache(cfg, wanted):
+        what = r["field"] + (f":{r['pooling']}" if r["pooling"] else "")
+        typer.echo(f"{r['key']}  {'built' if r['built'] else 'present':7s}  {what:22s} {r['split']:10s} rows={r['rows']:<7} {r['source']}")
+    typer.echo(f"cache: {cfg.cache.dir or 'the default cache directory'}; distill with --teacher-cache-only reads these entries")

@@ -56,6 +56,7 @@ class Plan:
     recipe: Recipe
     head_layers: tuple[int, ...]
     test: Split | None = None  # scored once at the end (None: ``dev`` is the evaluation split)
+    encoded: tuple | None = None  # the encoded splits, made once (_datasets)
 
 
 def resolve_recipe(cfg: RunConfig) -> Method:
@@ -79,9 +80,14 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
         raise ConfigError("distill: give teacher and student")
     task = task_from_config(cfg.task)
     train, dev, test, extra = load_data(cfg.data, task)
+    method = method or resolve_recipe(cfg)
+    if teacher is None and cfg.cache.only:  # the teacher's config and tokenizer only (layerkd.cache_only)
+        from ..cache_only import TeacherFiles, check_plan  # noqa: PLC0415
+
+        check_plan(cfg, method, student_spec or cfg.student)
+        teacher = TeacherFiles(cfg.teacher.path, task, trust_remote_code=cfg.trust_remote_code)
     if teacher is None:
         teacher = load_model(cfg.teacher.path, task, trust_remote_code=cfg.trust_remote_code, require_head=True)
-    method = method or resolve_recipe(cfg)
     needs_heads = any(o.name in HEAD_OBJECTIVES for o in method.recipe.objectives)
     layers: tuple[int, ...] = ()
     if needs_heads:
@@ -101,6 +107,10 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
                        regression=task.is_regression, seed=cfg.train.seed, teacher_head_layers=layers)
     recipe = build_recipe(method.recipe, ctx, cfg.train.epochs, where=f"method {method.name}")
     needs = recipe.all_needs()
+    if cfg.cache.only:
+        from ..cache_only import check_needs  # noqa: PLC0415
+
+        check_needs(needs, cfg, method.name)
     if "attentions" in needs.student and hasattr(student, "use_eager_attention"):
         student.use_eager_attention()
         student.disable_attention_dropout()
@@ -108,6 +118,13 @@ def plan_distill(cfg: RunConfig, *, teacher=None, student_spec: str | None = Non
 
 
 def _datasets(plan: Plan, max_length: int):
+    if plan.encoded is not None and plan.encoded[0].max_length == max_length:
+        return plan.encoded
+    plan.encoded = _encode(plan, max_length)
+    return plan.encoded
+
+
+def _encode(plan: Plan, max_length: int):
     enc = {"student": plan.student.text_encoder}
     if plan.recipe.all_needs().needs_teacher:
         enc["teacher"] = plan.teacher.text_encoder
@@ -145,6 +162,10 @@ def collect_diagnostics(trainer: Trainer, module, provider: TeacherProvider, dev
 def _cache(cfg: RunConfig):
     if not cfg.cache.enabled:
         return None
+    if cfg.cache.only:  # serves entries built by `layerkd cache build`, never builds one
+        from ..cache_only import CacheOnlyCache, build_hint  # noqa: PLC0415
+
+        return CacheOnlyCache(cache_root(cfg), hint=build_hint(cfg), dtype=cfg.cache.dtype, max_length=cfg.train.max_length)
     from ..teacher_cache import TeacherCache  # noqa: PLC0415
 
     return TeacherCache(cache_root(cfg), dtype=cfg.cache.dtype, max_length=cfg.train.max_length)
@@ -199,7 +220,7 @@ def run_plan(plan: Plan, cfg: RunConfig, out: Path, *, resume: bool, progress: b
     train_ds, dev_ds, extra_ds, test_ds = _datasets(plan, cfg.train.max_length)
     needs = plan.recipe.all_needs()
     heads, heads_report = None, None
-    teacher_fp = model_fingerprint(plan.teacher) if needs.needs_teacher else ""
+    teacher_fp = (getattr(plan.teacher, "cache_identity", None) or model_fingerprint(plan.teacher)) if needs.needs_teacher else ""
     cache = _cache(cfg) if needs.needs_teacher else None
     if "head_logits" in needs.teacher and cfg.teacher.heads is not None:
         heads, heads_report = _given_heads(cfg, plan)
@@ -245,12 +266,30 @@ def distill(cfg: RunConfig, *, resume: bool = False, overwrite: bool = False, pr
         return takd(cfg, method, resume=resume, overwrite=overwrite, progress=progress)
     if method.pipeline is not None:
         raise ConfigError(f"method {method.name!r}: unknown pipeline {method.pipeline!r}")
+    if cfg.cache.only:
+        from ..cache_only import check_plan  # noqa: PLC0415
+
+        check_plan(cfg, method, cfg.student)  # before takd's stages, too
     plan = plan_distill(cfg, method=method)
+    if cfg.cache.only:
+        check_cache_only_entries(plan, cfg)  # every entry present before anything is written
     with output_directory(cfg.output_dir, overwrite=overwrite, resume=resume, cfg=cfg) as out:
         result = run_plan(plan, cfg, out, resume=resume, progress=progress, allow_changed_inputs=allow_changed_inputs)
         if is_main_process():
             finish_run(out, keep_checkpoints=cfg.train.keep_final_checkpoints)
     return result
+
+
+def check_cache_only_entries(plan: Plan, cfg: RunConfig) -> None:
+    """Cache-only mode: the entries of the training split (every teacher need of the recipe) and
+    of the validation split (what the layer-attention diagnostics read) exist."""
+    from ..cache_only import check_entries  # noqa: PLC0415
+
+    train_ds, dev_ds, _, _ = _datasets(plan, cfg.train.max_length)
+    needs = plan.recipe.all_needs()
+    heads = _given_heads(cfg, plan)[0] if "head_logits" in needs.teacher and cfg.teacher.heads else None
+    diag = Needs.union(o.needs for o in plan.recipe.objectives.values() if o.diagnostic_axes() is not None)
+    check_entries(_cache(cfg), plan.teacher, heads, [(train_ds, needs), (dev_ds, diag)])
 
 
 def write_summary(out: Path, text: str) -> None:
