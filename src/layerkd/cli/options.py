@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import deep_merge, read_yaml, validate_run_config
+from ..config import deep_merge, read_yaml
 from ..exits import interrupted_message, sigterm_raises
+from . import flag_errors
 from .defaults import default_help
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML run config; command-line options override it")]
@@ -37,10 +38,29 @@ AllowChangedOpt = Annotated[bool, typer.Option(
     "--allow-changed-inputs", help="with --resume: continue even though the data, teacher, student or heads differ "
                                    "from what the checkpoint was trained on (default: stop and name what changed)")]
 RemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="allow model code from the hub (off by default)")]
+HfDatasetOpt = Annotated[str | None, typer.Option("--hf-dataset", help=(
+    "a Hugging Face dataset: hub id (from the local cache offline), save_to_disk directory or folder of parquet files "
+    "(data.hf_dataset; the 'hub' extra); without --task its label column defines the task (ClassLabel or float)"))]
+HfConfigOpt = Annotated[str | None, typer.Option("--hf-config", help="the dataset's configuration (data.hf_config), e.g. rte of glue")]
+TextColumnsOpt = Annotated[str | None, typer.Option("--text-columns", help="--hf-dataset: the text column, or two comma-separated for pairs")]
+LabelColumnOpt = Annotated[str | None, typer.Option("--label-column", help="--hf-dataset: the label column \\[default: label]")]
 PoolingOpt = Annotated[str | None, typer.Option(
     "--pooling", help="what the classifier reads: cls (the [CLS] state, Hugging Face's heads) or mean (masked mean "
                       "of the final token states); saved with the model \\[default: the model's own; a student cut "
                       "from the teacher inherits the teacher's]")]
+
+
+#: config key -> the command-line flag that sets it (for messages: layerkd.cli.flag_errors)
+FLAGS = {
+    "task": "--task", "data.data_dir": "--data-dir", "data.train_subsample": "--train-subsample",
+    "data.hf_dataset": "--hf-dataset", "data.hf_config": "--hf-config", "data.columns": "--text-columns/--label-column",
+    "output_dir": "--output-dir", "model": "--model", "teacher.path": "--teacher", "teacher.heads": "--teacher-heads",
+    "student": "--student", "assistant": "--assistant", "method": "--method", "pooling": "--pooling",
+    "train.epochs": "--epochs", "train.lr": "--lr", "train.batch_size": "--batch-size", "train.max_length": "--max-length",
+    "train.seed": "--seed", "train.precision": "--precision", "train.report_to": "--report-to",
+    "train.keep_final_checkpoints": "--keep-checkpoints", "cache.dir": "--cache-dir", "cache.enabled": "--no-cache",
+    "cache.only": "--teacher-cache-only", "trust_remote_code": "--trust-remote-code",
+}
 
 
 def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -62,8 +82,38 @@ def build_config(config: Path | None, overrides: dict[str, Any]):
         # a --data-dir on the command line replaces the config's data source
         for key in ("train_file", "dev_file", "hf_dataset"):
             data["data"].pop(key, None)
+    if flat.get("data", {}).get("hf_dataset") is not None and isinstance(data.get("data"), dict):
+        for key in ("train_file", "dev_file", "data_dir"):  # so does an --hf-dataset
+            data["data"].pop(key, None)
     merged = deep_merge(data, flat)
-    return validate_run_config(merged, where=f"config {config}" if config else "options")
+    _task_from_dataset(merged)
+    return flag_errors.validate(merged, overrides, FLAGS, config)  # errors name the flags the user gave
+
+
+def hf_options(hf_dataset, hf_config, text_columns, label_column) -> dict[str, Any]:
+    """``--hf-dataset``/``--hf-config``/``--text-columns``/``--label-column`` as config overrides."""
+    cols = [c.strip() for c in (text_columns or "").split(",") if c.strip()]
+    if len(cols) > 2:
+        from ..errors import ConfigError  # noqa: PLC0415
+
+        raise ConfigError(f"--text-columns {text_columns!r}: expected one column, or two comma-separated (a pair task)")
+    mapping = dict(zip(("text_a", "text_b"), cols, strict=False))
+    if label_column:
+        mapping["label"] = label_column.strip()
+    return {"data.hf_dataset": hf_dataset, "data.hf_config": hf_config,
+            "data.columns": ",".join(f"{k}={v}" for k, v in mapping.items()) or None}
+
+
+def _task_from_dataset(merged: dict[str, Any]) -> None:
+    """No task, a Hugging Face dataset: the dataset's label column defines it (layerkd.data.hf_task)."""
+    data = merged.get("data")
+    if merged.get("task") is not None or not isinstance(data, dict) or not data.get("hf_dataset"):
+        return
+    from ..data.hf_task import infer_task  # noqa: PLC0415
+
+    merged["task"] = infer_task(str(data["hf_dataset"]), data.get("hf_config"), data.get("columns"),
+                                split=str(data.get("train_split") or "train"))
+    data.pop("columns", None)  # the task names the columns now
 
 
 def _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, subsample):

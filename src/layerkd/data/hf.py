@@ -1,5 +1,12 @@
-"""Hugging Face ``datasets`` (a hub id or a local ``save_to_disk`` directory); needs the optional
-``hub`` extra."""
+"""Hugging Face ``datasets`` (a hub id, the local ``datasets`` cache, a ``save_to_disk`` directory or
+a folder of parquet/CSV/JSON files); needs the optional ``hub`` extra.
+
+Which split: the name asked for (``data.train_split`` / ``data.eval_split``); ``dev`` — layerkd's
+default evaluation split — reads the dataset's ``validation`` split when it has no ``dev``.
+Offline: a ``save_to_disk`` directory is read with ``load_from_disk``; another local folder with
+``load_dataset(folder)`` (its file types and split names from the file names: ``train.parquet``,
+``validation.parquet``, ``data/train-*.parquet`` …); a hub id with ``load_dataset`` (from the
+local cache when ``HF_DATASETS_OFFLINE=1``)."""
 
 from __future__ import annotations
 
@@ -11,6 +18,47 @@ from ..errors import DataError
 from ..tasks import Task
 from .files import _default_columns, parse_columns
 from .split import Example, Split, _check_text, _label
+
+SPLIT_ALIASES = {"dev": "validation"}
+
+
+def _pick(ds, split: str, where: str):
+    """One split of a ``DatasetDict`` (``dev`` falls back to ``validation``)."""
+    import datasets  # noqa: PLC0415
+
+    if not isinstance(ds, datasets.DatasetDict):
+        return ds
+    if split not in ds and SPLIT_ALIASES.get(split) in ds:
+        split = SPLIT_ALIASES[split]
+    if split not in ds:
+        raise DataError(f"dataset {where}: no split {split!r}; found: {', '.join(ds)}")
+    return ds[split]
+
+
+def load_hf_split(name_or_path: str, split: str, config_name: str | None = None):
+    """``(dataset, fingerprint source)`` of one split (see the module docstring for the sources)."""
+    try:
+        import datasets  # noqa: PLC0415
+    except ImportError:
+        raise DataError("reading Hugging Face datasets needs the 'hub' extra: pip install 'layerkd[hub]'") from None
+    local = Path(name_or_path)
+    try:
+        if local.is_dir() and any((local / f).is_file() for f in ("dataset_dict.json", "state.json")):
+            ds = _pick(datasets.load_from_disk(str(local)), split, repr(name_or_path))
+            return ds, str(getattr(ds, "_fingerprint", "")) or str(local)
+        source = str(local) if local.exists() else name_or_path
+        try:
+            ds = datasets.load_dataset(source, config_name, split=split)
+        except ValueError as exc:  # "Unknown split 'dev'": a dataset whose evaluation split is 'validation'
+            if split not in SPLIT_ALIASES or "split" not in str(exc).lower():
+                raise
+            ds = datasets.load_dataset(source, config_name, split=SPLIT_ALIASES[split])
+        return ds, str(getattr(ds, "_fingerprint", "")) or name_or_path
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many exception types; name the source and stop
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DataError(f"cannot load dataset {name_or_path!r} split {split!r}: {type(exc).__name__}: {first}") from None
 
 
 def read_hf(
@@ -25,27 +73,8 @@ def read_hf(
     ``config_name='rte'``) or a local directory written by ``Dataset(Dict).save_to_disk``.
     Needs the ``hub`` extra. Integer labels of a ``ClassLabel`` column whose names are the task's
     label names are mapped by name; other integer labels index the task's label list."""
-    try:
-        import datasets  # noqa: PLC0415
-    except ImportError:
-        raise DataError("reading Hugging Face datasets needs the 'hub' extra: pip install 'layerkd[hub]'") from None
-    mapping = parse_columns(columns) or _default_columns(task)
-    local = Path(name_or_path)
-    try:
-        if local.exists():
-            ds = datasets.load_from_disk(str(local))
-            if isinstance(ds, datasets.DatasetDict):
-                if split not in ds:
-                    raise DataError(f"{local}: no split {split!r}; found: {', '.join(ds)}")
-                ds = ds[split]
-            fp_source = str(getattr(ds, "_fingerprint", "")) or str(local)
-        else:
-            ds = datasets.load_dataset(name_or_path, config_name, split=split)
-            fp_source = str(getattr(ds, "_fingerprint", name_or_path))
-    except DataError:
-        raise
-    except Exception as exc:  # datasets raises many exception types; name the source and stop
-        raise DataError(f"cannot load dataset {name_or_path!r} split {split!r}: {type(exc).__name__}: {exc}") from None
+    mapping = {**_default_columns(task), **(parse_columns(columns) or {})}  # the task's columns unless renamed
+    ds, fp_source = load_hf_split(name_or_path, split, config_name)
     for key in ("text_a", "text_b", "label"):
         if key in mapping and mapping[key] not in ds.column_names:
             raise DataError(f"dataset {name_or_path!r}: no column {mapping[key]!r} (found: {', '.join(ds.column_names)})")

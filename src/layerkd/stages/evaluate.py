@@ -67,6 +67,8 @@ def evaluate_model(
     batch_size: int = 128,
     output: str | None = None,
     trust_remote_code: bool = False,
+    hf_dataset: str | None = None,
+    hf_config: str | None = None,
 ) -> dict[str, Any]:
     from ..deploy.runtime import evaluate_exported, find_export  # noqa: PLC0415
 
@@ -82,7 +84,7 @@ def evaluate_model(
     if file is not None:
         data = read_file(task, file, columns, split=Path(file).stem)
     else:
-        data = read_split(task, split, data_dir=data_dir, columns=columns)
+        data = read_split(task, split, data_dir=data_dir, columns=columns, hf_dataset=hf_dataset, hf_config=hf_config)
     model = load_model(model_dir, task, trust_remote_code=trust_remote_code)
     check_max_length(max_length, "--max-length", model=model)
     enc = EncodedSplit(data, {"student": model.text_encoder}, max_length)
