@@ -93,7 +93,11 @@ def input_paths(cfg) -> list[Input]:
         if cfg.cache.enabled:
             from .stages.distill import cache_root  # noqa: PLC0415
 
-            out.append(Input("the teacher cache", cache_root(cfg)))  # it may not exist yet: the run creates it
+            root = cache_root(cfg)  # it may not exist yet: the run creates it
+            if os.path.exists(root) and not os.path.isdir(root):  # refused before anything is created
+                raise ConfigError(f"teacher cache directory {root} exists and is a file; give a directory "
+                                  "(cache.dir / --cache-dir)")
+            out.append(Input("the teacher cache", root))
     return out + list(_EXTRA_INPUTS.get())
 
 

@@ -17,6 +17,29 @@ from .heads import fit_teacher_heads
 from .preflight import check_max_length
 
 
+def fit_options(*, epochs: int, layers: str, standardize: bool) -> HeadsFitConfig:
+    """The fit settings from ``fit-heads``' options: ``--layers`` is ``intermediate``, ``all`` or
+    comma-separated layer numbers; anything else, and values the config model refuses (e.g.
+    ``--epochs 0``), is a one-line ConfigError."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from ..config import format_validation_error  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    if layers in ("intermediate", "all"):
+        lay: str | list[int] = layers
+    else:
+        try:
+            lay = [int(x) for x in layers.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--layers {layers!r}: expected intermediate, all or comma-separated layer numbers "
+                              "(e.g. 1,2,3)") from None
+    try:
+        return HeadsFitConfig(epochs=epochs, layers=lay, standardize=standardize)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "fit-heads").replace(": layers:", ": --layers:")) from None
+
+
 def fit_heads_cli(*, teacher: str, task: str, data_dir: str, output_dir, fit: HeadsFitConfig, max_length: int, seed: int,
                   subsample: int | None, overwrite: bool) -> dict:
     t = task_from_config(task)
