@@ -35,6 +35,7 @@ from .errors import ConfigError, NonFiniteLossError
 from .evaluation import EvalResult, score_split
 from .models.trace import Trace
 from .objectives.base import Needs
+from .optim import build_adamw
 from .recipe import Recipe
 from .tasks import Task
 from .tracking import Tracking
@@ -105,11 +106,6 @@ class TrainState:
     epoch_loss_count: int = 0
 
 
-def _no_decay(name: str) -> bool:
-    n = name.lower()
-    return n.endswith("bias") or "layernorm" in n or "layer_norm" in n or n.endswith(".ln.weight")
-
-
 class Trainer(CheckpointMixin, SelectionMixin):
     def __init__(
         self,
@@ -178,13 +174,7 @@ class Trainer(CheckpointMixin, SelectionMixin):
 
     # ------------------------------------------------------------------ optimisation set-up
     def _optimizer(self) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
-        for name, p in self.module.named_parameters():
-            if not p.requires_grad:
-                continue
-            (no_decay if _no_decay(name) else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.cfg.lr, eps=self.cfg.adam_eps)
+        return build_adamw(self.module.named_parameters(), self.cfg)  # train.optimizer_impl: layerkd.optim
 
     def _scheduler(self, optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         total = max(1, self.total_steps)
