@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Issue 7 reliability benchmark: runs the crash-safety, bad-input, safety and multi-process tests
-# and writes benchmarks/results/reliability.md with
+# Reliability benchmark (issues 7 and 19): runs the crash-safety, bad-input, safety, multi-process
+# and fuzz-corpus tests and writes benchmarks/results/reliability.md with
 #   * the kill-and-resume matrix (where killed, resumed OK, metrics/weights identical),
 #   * the bad-input catalogue (docs/errors.md): entries and how many pass,
 #   * checkpoint-integrity and safety tests,
 #   * the multi-process parity numbers (2 CPU processes, gloo) and a 2-process kill/resume,
-# each with its command, plus versions and the machine. CPU only, about 5 minutes.
+#   * the fuzz corpus (tests/test_fuzz_corpus.py): hostile and valid inputs across every command,
+#     counted by outcome (tried / exit 2 clean / valid / traceback / silently wrong / deleted),
+# each with its command, plus versions and the machine. CPU only, about 5-10 minutes.
 #
 # Usage: bash benchmarks/reliability.sh
 set -uo pipefail
@@ -31,6 +33,7 @@ run catalogue tests/test_errors_catalogue.py
 run checkpoint tests/test_checkpoint_safety.py
 run safety tests/test_safety.py
 run multiprocess tests/test_multiprocess.py
+run fuzz tests/test_fuzz_corpus.py
 
 "$py" - "$work" "$repo/benchmarks/results/reliability.md" <<'EOF'
 import json, os, platform, re, sys, xml.etree.ElementTree as ET
@@ -63,10 +66,11 @@ def summary(name):
 
 
 import torch, transformers, accelerate, layerkd
-lines = ["# Reliability (issue 7)", "",
+lines = ["# Reliability (issues 7 and 19)", "",
          "Written by `bash benchmarks/reliability.sh`, which runs the tests below with",
          "`LAYERKD_RELIABILITY_OUT` set so that they record what they measured. Everything runs on the CPU with one thread",
-         "per process (`OMP_NUM_THREADS=1`). Timings are wall-clock on a shared machine.", "",
+         "per process (`OMP_NUM_THREADS=1`). Timings are wall-clock on a shared machine: other jobs (training runs,",
+         "other engineers' tests) ran beside it, so they are slower than on an idle one (load average below).", "",
          f"- layerkd {layerkd.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
          f"accelerate {accelerate.__version__}, Python {platform.python_version()}",
          f"- {platform.platform()}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), load average "
@@ -176,9 +180,51 @@ if mr:
               + ("identical" if mr["weights_identical"] else "DIFFERENT")
               + f" to an uninterrupted 2-process run. Best metric {fmt(mr['metrics']['ref'])} / {fmt(mr['metrics']['resumed'])} ({mr['seconds']} s).", ""]
 lines += [f"- `{name}`: {status}" for name, status, _ in cases] + [""]
+
+# ------------------------------------------------------------------ fuzz corpus (issue 19)
+n, secs, _ = summary("fuzz")
+lines += ["## 6. Fuzz corpus (issue 19)", "",
+          "Command: `.venv/bin/python -m pytest tests/test_fuzz_corpus.py` "
+          f"({n['passed']} passed, {n['failed']} failed, {secs} s)", "",
+          "Every hostile input we know of, as a careless user types it, through the CLI (in-process) of finetune, distill,",
+          "evaluate, bench, report, cache, export, fit-heads, demo and `--config`: the whole bad-input catalogue of section 2",
+          "plus issue 19's cases (`tests/fuzz_cases.py`: outputs over, around or at the inputs, `.` and `~` with",
+          "`--overwrite`, a second writer under the lock, duplicate TSV/CSV/JSONL columns, YAML duplicate keys and alias",
+          "bombs, non-finite and mistyped numbers, truncated/huge-header safetensors, huge seeds, `--columns` with",
+          "`--data-dir`, repeated spec keys, zero-width text, `--resume` after the data changed, usage errors …) and inputs",
+          "that are actually valid (`tests/fuzz_valid.py`). Each case runs in a fresh work directory that holds every",
+          "input; every file, directory and symlink there is hashed before and after.", "",
+          "- **exit 2 clean**: exit code 2, exactly one `error:` line matching the case's message, no traceback, nothing",
+          "  created, changed or deleted (no output directory either);",
+          "- **valid**: the documented exit code (0; 1 for a bench whose cell failed), no traceback, no `error:` line, the",
+          "  result checked to be right, nothing changed outside where the case may write;",
+          "- **traceback**; **silently wrong**: exit 0 where an error belongs, or a valid input's result wrong; **deleted or",
+          "  changed an input**: a file or directory that was there before is gone or different; **left files behind**: a",
+          "  new file outside the case's output; **other**: another exit code, or another message.", ""]
+fz = [json.loads(ln) for ln in (out / "fuzz_corpus.jsonl").read_text().splitlines()] if (out / "fuzz_corpus.jsonl").exists() else []
+if fz:
+    kinds = ["exit 2 clean", "valid", "traceback", "silently wrong", "deleted or changed an input", "left files behind", "other"]
+    count = lambda rows, k: sum(r["outcome"] == k for r in rows)  # noqa: E731
+    lines += ["| tried | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|",
+              f"| {len(fz)} | " + " | ".join(str(count(fz, k)) for k in kinds) + " |", "",
+              f"Traceback {count(fz, 'traceback')}, silently wrong {count(fz, 'silently wrong')}, deleted or changed an input "
+              f"{count(fz, 'deleted or changed an input')} (each must be 0).", "",
+              "| command | tried | exit 2 clean | valid | anything else |", "|---|---|---|---|---|"]
+    for area in sorted({r["area"] for r in fz}, key=lambda a: (-sum(r["area"] == a for r in fz), a)):
+        rows = [r for r in fz if r["area"] == area]
+        rest = len(rows) - count(rows, "exit 2 clean") - count(rows, "valid")
+        lines.append(f"| `{area}` | {len(rows)} | {count(rows, 'exit 2 clean')} | {count(rows, 'valid')} | {rest} |")
+    lines += ["", "Valid inputs (each checked): " + ", ".join(f"`{r['case']}`" for r in fz if r["outcome"] == "valid") + "."]
+    bad = [r for r in fz if r["outcome"] not in ("exit 2 clean", "valid")]
+    if bad:
+        lines += ["", "Cases that did not end as they should:", ""]
+        lines += [f"- `{r['case']}` ({r['area']}): {r['outcome']}, exit {r['exit']}" for r in bad]
+    lines.append("")
+else:
+    lines += ["(the fuzz corpus did not record its outcomes: see the test log)", ""]
 dest.write_text("\n".join(lines))
 print(f"wrote {dest}")
 EOF
 status=0
-for n in kill catalogue checkpoint safety multiprocess; do [ "$(cat "$work/$n.rc")" = 0 ] || { status=1; echo "[$n] failed: see below"; tail -40 "$work/$n.log"; }; done
+for n in kill catalogue checkpoint safety multiprocess fuzz; do [ "$(cat "$work/$n.rc")" = 0 ] || { status=1; echo "[$n] failed: see below"; tail -40 "$work/$n.log"; }; done
 exit $status
