@@ -156,34 +156,11 @@ def submit_suite(suite, results: Path, opts: SubmititOptions, *, keep_runs: bool
     """Submit every cell of ``suite`` that is not done as one job each, wait for them, and return
     the same counts as :func:`layerkd.bench.runner.run_suite`. With ``fail_fast`` the jobs not yet
     finished are cancelled after the first failure (a cancelled cell keeps its checkpoints)."""
-    from .runner import _tag, check_results_dir, plan  # noqa: PLC0415
-    from .store import _add_suite  # noqa: PLC0415
+    from .runner import _tag, triage_cells  # noqa: PLC0415
 
     require_submitit()  # before anything is written
-    check_results_dir(results, suite)
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create results directory {results}: {exc.strerror or exc}") from None
-    counts = {"ran": 0, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
-    rows = plan(suite, results)
-    total = len(rows)
-    todo = []
-    for i, r in enumerate(rows, 1):
-        c = r.cell
-        if r.status == "done":
-            _add_suite(results, c.key, suite.name)
-            counts["skipped"] += 1
-        elif r.status == "no-teacher":
-            echo(f"{_tag(i, total, c)}: teacher {c.teacher_path} not found, skipped")
-            counts["no_teacher"] += 1
-        elif r.status == "running":
-            echo(f"{_tag(i, total, c)}: running in another process, skipped")
-            counts["running"] += 1
-        elif r.status == "failed" and not retry_failed:
-            counts["failed"] += 1
-        else:
-            todo.append((i, c))
+    counts, rows, total = triage_cells(suite, results, retry_failed=retry_failed, echo=echo, skip_running=True)
+    todo = [(i, r.cell) for i, r in rows]
     if not todo:
         return counts
     folder = opts.folder or results / "submitit"

@@ -252,15 +252,13 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast: bool = False, retry_failed: bool = True,
-              workers: int = 1, echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every cell of ``suite`` that is not done, ``workers`` at a time.
-
-    Returns counts: ran, skipped (already done), running (claimed by another process, left to it),
-    failed, no_teacher. With ``fail_fast`` no new cell starts after the first failure (cells
-    already running in other workers finish)."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+def triage_cells(suite: Suite, results: Path, *, retry_failed: bool, echo: Callable[[str], None],
+                 skip_running: bool = False) -> tuple[dict[str, int], list[tuple[int, CellStatus]], int]:
+    """Check and create ``results``, then sort the suite's cells: done ones are counted (and their
+    result file learns this suite's name), cells without a teacher and (unless ``retry_failed``)
+    failed ones are counted and skipped, cells another process runs are skipped with
+    ``skip_running`` (else left to the claim), the rest are returned to run as ``(number, status)``.
+    Shared by the local runner and the submitit launcher."""
     check_results_dir(results, suite)
     try:
         results.mkdir(parents=True, exist_ok=True)
@@ -269,8 +267,6 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
     counts = {"ran": 0, "skipped": 0, "running": 0, "failed": 0, "no_teacher": 0}
     rows = plan(suite, results)
     total = len(rows)
-    env = cell_env(workers)
-    lock = threading.Lock()
     todo: list[tuple[int, CellStatus]] = []
     for i, r in enumerate(rows, 1):
         c = r.cell
@@ -280,10 +276,28 @@ def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast
         elif r.status == "no-teacher":
             echo(f"{_tag(i, total, c)}: teacher {c.teacher_path} not found, skipped")
             counts["no_teacher"] += 1
+        elif r.status == "running" and skip_running:
+            echo(f"{_tag(i, total, c)}: running in another process, skipped")
+            counts["running"] += 1
         elif r.status == "failed" and not retry_failed:
             counts["failed"] += 1
         else:
             todo.append((i, r))
+    return counts, todo, total
+
+
+def run_suite(suite: Suite, results: Path, *, keep_runs: bool = False, fail_fast: bool = False, retry_failed: bool = True,
+              workers: int = 1, echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every cell of ``suite`` that is not done, ``workers`` at a time.
+
+    Returns counts: ran, skipped (already done), running (claimed by another process, left to it),
+    failed, no_teacher. With ``fail_fast`` no new cell starts after the first failure (cells
+    already running in other workers finish)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    counts, todo, total = triage_cells(suite, results, retry_failed=retry_failed, echo=echo)
+    env = cell_env(workers)
+    lock = threading.Lock()
     queue = iter(todo)
     stop = threading.Event()
 
