@@ -19,7 +19,10 @@ import pytest
 import yaml
 
 from clihelp import assert_user_error, run_cli
+from family_cases import CASES as FAMILY_CASES
+from fuzz_catalogue_cases import CASES as FUZZ_CASES
 from layerkd import toy
+from llm_hf_cases import CASES as LLM_HF_CASES
 from output_cases import CASES as OUTPUT_CASES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,6 +277,13 @@ def _export_output_taken(ctx: Ctx) -> list:
 STSB_ROWS = "sentence1\tsentence2\tlabel\nthe movie was good\tthe film was fine\tabc\n"
 
 
+def _run_folder(ctx: Ctx) -> Path:
+    """A folder that looks like a finished run (what `layerkd report` tells run folders by)."""
+    ctx.write("runs/kd/results.json", "{}")
+    ctx.write("runs/kd/config.yaml", "task: sst-2\n")
+    return ctx.tmp / "runs"
+
+
 def _submitit_missing(ctx: Ctx) -> list:
     ctx.monkeypatch.setitem(__import__("sys").modules, "submitit", None)  # import submitit -> ImportError
     return ["bench", ctx.write("s.yaml", "name: s\n"), "--results", ctx.out, "--launcher", "submitit"]
@@ -358,11 +368,15 @@ CASES: dict[str, tuple[Callable[[Ctx], list], str]] = {
     "config-value-wrong-type": (lambda c: c.finetune(train={"epochs": True}), r"run\.yaml: train\.epochs: Input should be a valid integer \(got True\)"),
     "config-value-not-finite": (lambda c: c.finetune(train={"adam_eps": float("inf")}),
                                 r"run\.yaml: train\.adam_eps: Input should be a finite number \(got inf\)"),
-    "seed-out-of-range": (lambda c: [*c.finetune(), "--seed", str(2**32)], r"train\.seed: Input should be less than or equal to 4294967295"),
+    "seed-out-of-range": (lambda c: [*c.finetune(), "--seed", str(2**32)],
+                          r"^error: --seed: train\.seed: Input should be less than or equal to 4294967295"),
     "output-dir-missing": (lambda c: ["finetune", "--config", c.config()], r"output_dir: missing; give --output-dir"),
+    "option-missing": (lambda c: ["distill", "--task", "sst-2", "--data-dir", _glue(c, GOOD), "--student", "bottom:2",
+                                  "--output-dir", c.out],
+                       r"^error: missing --teacher: the fine-tuned teacher to distil from \(a model directory or hub id\)$"),
     # experiment trackers (--report-to, layerkd.tracking)
     "report-to-unknown": (lambda c: [*c.finetune(), "--report-to", "tensorbord"],
-                          r"train\.report_to\.0: Input should be 'tensorboard', 'wandb' or 'mlflow' \(got 'tensorbord'\)"),
+                          r"^error: --report-to: train\.report_to\.0: Input should be 'tensorboard', 'wandb' or 'mlflow' \(got 'tensorbord'\)"),
     "report-to-not-installed": (_tracker_missing, r"train\.report_to: wandb is not installed; it comes with the 'track' extra: "
                                                   r"pip install 'layerkd\[track\]'"),
     "report-to-start-failed": (_tracker_fails, r"train\.report_to: a tracker could not start \(mlflow\): .*nope"),
@@ -420,6 +434,12 @@ CASES: dict[str, tuple[Callable[[Ctx], list], str]] = {
                                                         r"method label of the suite \(expected one of: ce, kd, alp\)"),
     "report-bootstrap-unknown": (lambda c: ["report", c.write("results/.keep", "").parent, "--out", c.out, "--no-figures",
                                             "--bootstrap", "seeds"], r"--bootstrap 'seeds': expected one of two-level, examples"),
+    "report-run-folders-suite": (lambda c: ["report", _run_folder(c), "--out", c.out, "--suite", c.write("s.yaml", "name: s\n")],
+                                 r"report: --suite applies to bench results \(a layerkd bench --results directory\), not to run folders"),
+    "report-no-run-folders": (lambda c: ["report", c.write("a/.keep", "").parent, c.write("b/.keep", "").parent, "--out", c.out],
+                              r"report: .*a, .*b holds no run folders \(results\.json and config\.yaml"),
+    "report-run-folder-missing": (lambda c: ["report", _run_folder(c), c.tmp / "nope", "--out", c.out],
+                                  r"report: .*nope is not a directory \(give run folders, a folder of them, or bench results\)"),
     "bench-launcher-option-ignored": (lambda c: ["bench", c.write("s.yaml", "name: s\n"), "--results", c.out,
                                                  "--slurm-partition", "gpu"],
                                       r"bench: --slurm-partition only apply to --launcher submitit"),
@@ -428,6 +448,9 @@ CASES: dict[str, tuple[Callable[[Ctx], list], str]] = {
 }
 
 CASES.update(OUTPUT_CASES)  # output paths and the checks before a run writes anything (tests/output_cases.py)
+CASES.update(LLM_HF_CASES)  # cache-only mode, cache build, --hf-dataset (tests/llm_hf_cases.py)
+CASES.update(FAMILY_CASES)  # student cuts a model family cannot make (tests/family_cases.py)
+CASES.update(FUZZ_CASES)  # user errors the fuzz corpus found (tests/fuzz_catalogue_cases.py)
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:

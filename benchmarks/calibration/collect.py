@@ -66,8 +66,12 @@ def main() -> None:
     a = ap.parse_args()
     work, glue = Path(a.work), Path(a.shared) / "data" / "glue"
     data: dict = {}
+    from layerkd.bench.suite import teacher_hash  # noqa: PLC0415
+
     for t in TASKS:
         row = {"teacher": _read(work / "teachers-v2" / t), "majority": _majority(t, glue), "students": {}}
+        if row["teacher"]:  # so a rerun of the (deterministic) fine-tune can be checked bit for bit
+            row["teacher"]["weights_sha256"] = teacher_hash(str(work / "teachers-v2" / t))
         for init, pool in VARIANTS:
             row["students"][f"{init}-{pool}"] = _read(work / "calibration" / f"{t}-{init}-{pool}")
         data[t] = row
@@ -115,6 +119,8 @@ def _markdown(data: dict) -> str:
     lines += ["", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
               "Teacher validation curves: " + "; ".join(
                   f"{t} {' '.join(_pct(v) for v in row['teacher']['val_curve'])}" for t, row in data.items() if row["teacher"]),
+              "Teacher weights (SHA-256, first 12): " + "; ".join(
+                  f"{t} {row['teacher']['weights_sha256'][:12]}" for t, row in data.items() if row["teacher"]),
               "", "![validation curves](calibration-curves.png)", ""]
     return "\n".join(lines)
 

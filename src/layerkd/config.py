@@ -36,6 +36,9 @@ class TrainConfig(Strict):
     lr: float = Field(5e-5, gt=0, le=1.0, description="peak learning rate of AdamW")
     weight_decay: float = Field(0.01, ge=0, le=1.0)
     adam_eps: float = Field(1e-8, gt=0)
+    optimizer_impl: Literal["default", "foreach", "fused", "forloop"] = Field(
+        "default", description="torch's AdamW implementation (the same update up to floating-point order; "
+                               "default: torch's choice; layerkd.optim, benchmarks/levers.py)")
     batch_size: int = Field(32, ge=1, description="global training batch size (across processes and accumulation)")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps; batch_size is split into this many micro-batches")
     eval_batch_size: int = Field(128, ge=1)
@@ -143,6 +146,9 @@ class CacheConfig(Strict):
     enabled: bool = Field(True, description="serve cacheable teacher outputs from a memory-mapped cache")
     dir: str | None = Field(None, description="cache directory (default: $LAYERKD_CACHE or ~/.cache/layerkd)")
     dtype: Literal["fp16", "fp32"] = "fp16"
+    only: bool = Field(False, description="cache-only mode (--teacher-cache-only): never load the teacher's weights; "
+                                          "serve every teacher need from entries written by `layerkd cache build` "
+                                          "(layerkd.cache_only)")
 
 
 class ObjectiveSpec(BaseModel):
@@ -231,6 +237,7 @@ ADDED_OPTIONS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("teacher", "fit_heads", "standardize"), False),
     (("pooling",), None),
     (("data", "validation"), {"source": "eval", "fraction": 0.1, "max_rows": 2000, "seed": 0}),
+    (("train", "optimizer_impl"), "default"),
 )
 
 
@@ -259,6 +266,7 @@ def trained_dump(cfg: RunConfig) -> dict[str, Any]:
     data = hashable_dump(cfg)
     data.pop("output_dir", None)
     data.get("cache", {}).pop("dir", None)
+    data.get("cache", {}).pop("only", None)  # where the teacher's outputs come from, not what is trained
     for k in ("log_every_steps", "tensorboard", "report_to", "keep_final_checkpoints"):
         data.get("train", {}).pop(k, None)
     return data
@@ -309,10 +317,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file not found: {p}")
+    if p.is_dir():
+        raise ConfigError(f"config {p} is a directory, expected a YAML file")
     try:
         data = safe_yaml.load(p.read_text(encoding="utf-8"))  # safe_load + duplicate keys, alias bound
     except UnicodeDecodeError:
         raise ConfigError(f"config {p}: not valid UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

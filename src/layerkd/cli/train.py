@@ -18,7 +18,10 @@ from .options import (
     ConfigOpt,
     DataDirOpt,
     EpochsOpt,
+    HfConfigOpt,
+    HfDatasetOpt,
     KeepCkptOpt,
+    LabelColumnOpt,
     LrOpt,
     MaxLenOpt,
     OutOpt,
@@ -31,8 +34,10 @@ from .options import (
     SeedOpt,
     SubOpt,
     TaskOpt,
+    TextColumnsOpt,
     _common,
     _run_stage,
+    hf_options,
 )
 
 
@@ -50,6 +55,10 @@ def finetune(
     precision: PrecOpt = None,
     train_subsample: SubOpt = None,
     pooling: PoolingOpt = None,
+    hf_dataset: HfDatasetOpt = None,
+    hf_config: HfConfigOpt = None,
+    text_columns: TextColumnsOpt = None,
+    label_column: LabelColumnOpt = None,
     config: ConfigOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -66,6 +75,7 @@ def finetune(
     ov = _common(task, data_dir, output_dir, epochs, lr, batch_size, max_length, seed, precision, train_subsample)
     ov["model"] = model
     ov["pooling"] = pooling
+    ov.update(hf_options(hf_dataset, hf_config, text_columns, label_column))
     ov["train.keep_final_checkpoints"] = keep_checkpoints or None
     ov["train.report_to"] = parse_report_to(report_to)
     _run_stage(run, config, ov, trust_remote_code, resume, overwrite, show_method=False)
@@ -91,7 +101,14 @@ def distill(
     train_subsample: SubOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="run the teacher live on every batch")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="teacher cache directory")] = None,
+    teacher_cache_only: Annotated[bool, typer.Option("--teacher-cache-only", help=(
+        "never load the teacher's weights: serve every teacher need from cache entries written by `layerkd cache "
+        "build` (cache.only; for teachers too large for training memory)"))] = False,
     pooling: PoolingOpt = None,
+    hf_dataset: HfDatasetOpt = None,
+    hf_config: HfConfigOpt = None,
+    text_columns: TextColumnsOpt = None,
+    label_column: LabelColumnOpt = None,
     config: ConfigOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -109,8 +126,11 @@ def distill(
     ov.update({"method": method, "teacher.path": teacher, "teacher.heads": teacher_heads, "student": student,
                "assistant": assistant, "cache.dir": cache_dir, "pooling": pooling,
                "train.keep_final_checkpoints": keep_checkpoints or None, "train.report_to": parse_report_to(report_to)})
+    ov.update(hf_options(hf_dataset, hf_config, text_columns, label_column))
     if no_cache:
         ov["cache.enabled"] = False
+    if teacher_cache_only:
+        ov["cache.only"] = True
     _run_stage(run, config, ov, trust_remote_code, resume, overwrite, show_method=True)
 
 
@@ -148,11 +168,9 @@ def fit_heads(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit the teacher's pseudo classifiers (teacher frozen) and report each layer's dev score."""
-    from ..config import HeadsFitConfig  # noqa: PLC0415
-    from ..stages.fit_heads import fit_heads_cli  # noqa: PLC0415
+    from ..stages.fit_heads import fit_heads_cli, fit_options  # noqa: PLC0415
 
-    lay = layers if layers in ("intermediate", "all") else [int(x) for x in layers.split(",") if x.strip()]
-    fit = HeadsFitConfig(epochs=epochs, layers=lay, standardize=standardize)
+    fit = fit_options(epochs=epochs, layers=layers, standardize=standardize)  # bad --layers/--epochs: one line
     report = fit_heads_cli(teacher=teacher, task=task, data_dir=str(data_dir), output_dir=output_dir, fit=fit,
                            max_length=max_length, seed=seed, subsample=train_subsample, overwrite=overwrite)
     for layer, score in report["dev_scores"].items():
@@ -172,12 +190,16 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
 ) -> None:
     """Offline, in a few minutes: fine-tune a small teacher on a generated task, distil it with
-    several methods and print a comparison table. With --task/--data-dir/--teacher: the same on real data."""
+    several methods, print a comparison table with what it shows, and draw demo.png. With
+    --task/--data-dir/--teacher: the same on real data. Rerunning on a demo folder replaces it."""
     from ..stages.demo import format_table, run_demo  # noqa: PLC0415
 
     t0 = __import__("time").time()
-    rows = run_demo(output_dir, methods=tuple(m.strip() for m in methods_.split(",") if m.strip()), task=task,
-                    data_dir=None if data_dir is None else str(data_dir), teacher=teacher, student=student, epochs=epochs,
-                    train_subsample=train_subsample, seed=seed, echo=lambda m: typer.echo(m, err=True))
-    typer.echo(format_table(rows))
-    typer.echo(f"\n({__import__('time').time() - t0:.0f} s; models, logs and demo.json in {output_dir})")
+    res = run_demo(output_dir, methods=tuple(m.strip() for m in methods_.split(",") if m.strip()), task=task,
+                   data_dir=None if data_dir is None else str(data_dir), teacher=teacher, student=student, epochs=epochs,
+                   train_subsample=train_subsample, seed=seed, echo=lambda m: typer.echo(m, err=True))
+    typer.echo(format_table(res.rows))
+    if res.explanation:
+        typer.echo(f"\n{res.explanation}")
+    typer.echo(f"\nfigure: {res.figure}" if res.figure else f"\n{res.figure_note}")
+    typer.echo(f"({__import__('time').time() - t0:.0f} s; models, logs and demo.json in {output_dir})")

@@ -21,6 +21,8 @@ from ..data.encoding import HFTextEncoder
 from ..errors import ModelError
 from .base import ModelInfo
 from .classifier_pooling import get_pooling, set_pooling
+from .cuts import cut_blocks, find_layer_list, resize_config, set_intermediate, set_width
+from .decoder import fit_attention_shape, is_decoder_classifier, prepare_decoder
 from .pooled_save import finish_save, register_saved_type
 from .trace import Trace
 from .weights_check import check_weight_files
@@ -35,14 +37,29 @@ def _quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def find_layer_list(model: nn.Module, num_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
-    """The ModuleList holding the encoder blocks (BERT/RoBERTa ``encoder.layer``, DistilBERT
-    ``transformer.layer`` …): the first ModuleList with ``num_layers`` entries."""
-    for _name, module in model.named_modules():
-        for child_name, child in module.named_children():
-            if isinstance(child, nn.ModuleList) and len(child) == num_layers and num_layers > 0:
-                return module, child_name, child
-    raise ModelError(f"cannot find the {num_layers} encoder blocks in {type(model).__name__}")
+#: the classifier-class flag that says whether a family implements an attention kernel
+_KERNEL_FLAGS = {"sdpa": "_supports_sdpa", "flash_attention_2": "_supports_flash_attn"}
+
+
+def attention_kernel(config, wanted: str) -> str:
+    """``wanted`` where the family's sequence classifier implements it, else ``eager``.
+
+    Some families have only the eager kernel (DeBERTa-v2/v3: transformers refuses to build
+    ``DebertaV2ForSequenceClassification`` with ``sdpa``); asking for ``sdpa`` there must not stop
+    a run. A class that transformers does not know (remote code) is left to transformers."""
+    flag = _KERNEL_FLAGS.get(wanted)
+    if flag is None:
+        return wanted
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING  # noqa: PLC0415
+
+    try:
+        model_cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return wanted
+    if getattr(model_cls, flag, True):
+        return wanted
+    log.info("%s has no %s attention kernel: using eager attention", model_cls.__name__, wanted)
+    return "eager"
 
 
 class TransformerClassifier(nn.Module):
@@ -54,6 +71,7 @@ class TransformerClassifier(nn.Module):
         self.tokenizer = tokenizer
         self.name = name or getattr(hf_model.config, "_name_or_path", "")
         self._encoder = HFTextEncoder(tokenizer)
+        self.is_decoder = is_decoder_classifier(hf_model)  # an LLM classifier: last-token vectors (models/decoder.py)
         set_pooling(self.hf, get_pooling(self.hf))  # a saved mean-pooled model gets its hooks back
 
     # ------------------------------------------------------------------ loading and saving
@@ -103,7 +121,7 @@ class TransformerClassifier(nn.Module):
             check_weight_files(local)  # a truncated/corrupt safetensors file: one ModelError line
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                where, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
+                where, attn_implementation=attention_kernel(config, attn_implementation), trust_remote_code=trust_remote_code,
                 weights_only=True, **kwargs
             )
         except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
@@ -114,6 +132,8 @@ class TransformerClassifier(nn.Module):
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the tokenizer of {where!r}: {first}") from None
+        if is_decoder_classifier(model):
+            prepare_decoder(model.config, tokenizer, where)
         check_tokenizer_matches(tokenizer, model, where)
         if not fine_tuned:
             log.info("%s: classification head newly initialised (%d labels)", where, model.config.num_labels)
@@ -156,7 +176,7 @@ class TransformerClassifier(nn.Module):
             num_labels=int(cfg.num_labels),
             tokenizer_fingerprint=self._encoder.fingerprint,
             num_heads=int(getattr(cfg, "num_attention_heads", getattr(cfg, "n_heads", 0)) or 0) or None,
-            has_cls=True,
+            has_cls=not self.is_decoder,
             supports_attentions=True,
             name=self.name,
         )
@@ -199,6 +219,7 @@ class TransformerClassifier(nn.Module):
             attention_mask=inputs.get("attention_mask"),
             hidden_states=tuple(out.hidden_states) if hidden_states else None,
             attentions=atts,
+            sentence_pooling="last" if self.is_decoder else None,
             source=self.name or "transformer",
         )
 
@@ -231,14 +252,7 @@ def student_from_layers(teacher: TransformerClassifier, layers: list[int]) -> Tr
     if len(set(layers)) != len(layers):
         raise ModelError(f"student layers: each teacher layer may be used once, got {layers}")
     hf = copy.deepcopy(teacher.hf)
-    parent, attr, blocks = find_layer_list(hf, n)
-    kept = nn.ModuleList([blocks[i - 1] for i in layers])
-    for new_idx, block in enumerate(kept):  # keep per-layer indices consistent where models store them
-        for mod in block.modules():
-            if hasattr(mod, "layer_idx"):
-                mod.layer_idx = new_idx
-    setattr(parent, attr, kept)
-    hf.config.num_hidden_layers = len(layers)
+    cut_blocks(hf, layers, n)  # per-family details (per-layer config lists, shared blocks): layerkd.models.cuts
     set_pooling(hf, teacher.pooling)  # hooks re-attached to the copy's own modules
     student = TransformerClassifier(hf, teacher.tokenizer, name=f"{teacher.name}[layers {','.join(map(str, layers))}]")
     return student
@@ -251,15 +265,16 @@ def student_from_config(teacher: TransformerClassifier, *, layers: int, hidden: 
     from transformers import AutoModelForSequenceClassification  # noqa: PLC0415
 
     cfg = copy.deepcopy(teacher.config)
-    cfg.num_hidden_layers = layers
+    resize_config(cfg, layers)  # per-layer config lists, ALBERT's shared groups (layerkd.models.cuts)
     if hidden is not None:
-        cfg.hidden_size = hidden
+        set_width(cfg, hidden)
     if heads is not None:
         cfg.num_attention_heads = heads
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ModelError(f"student config: width {cfg.hidden_size} is not divisible by {cfg.num_attention_heads} heads")
-    cfg.intermediate_size = intermediate if intermediate is not None else 4 * cfg.hidden_size
+    set_intermediate(cfg, intermediate if intermediate is not None else 4 * cfg.hidden_size)
+    fit_attention_shape(cfg)  # head_dim / key-value heads of the new shape (decoder families)
     cfg.architectures = None
-    hf = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="sdpa")
+    hf = AutoModelForSequenceClassification.from_config(cfg, attn_implementation=attention_kernel(cfg, "sdpa"))
     set_pooling(hf, teacher.pooling)
     return TransformerClassifier(hf, teacher.tokenizer, name=f"config(layers={layers},hidden={cfg.hidden_size})")
