@@ -112,11 +112,23 @@ def _markdown(data: dict) -> str:
                 lines.append(f"| {t} | | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | not run | | | | | |")
                 continue
             ratio = "–" if not tscore else f"{100 * s['test_best'] / tscore:.0f} %"
+            if row["majority"] is not None and s["test_best"] <= row["majority"] + 0.005:
+                ratio += " (at majority)"
             curve = " ".join(_pct(v) for v in s["val_curve"])
             lines.append(f"| {t} | {s['metric']} | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | "
                          f"{_pct(s['test_best'])} | {_pct(s['test_last'])} | {ratio} | {s['best_epoch']} | "
                          f"{_plateau(s['val_curve'])} | {curve} |")
-    lines += ["", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
+    best = []
+    for t, row in data.items():
+        done = {k: v for k, v in row["students"].items() if v}
+        if done:
+            k = max(done, key=lambda n: done[n]["test_best"])
+            maj = row["majority"]
+            at_majority = maj is not None and done[k]["test_best"] <= maj + 0.005
+            best.append(f"{t}: {k} ({_pct(done[k]['test_best'])}" + (", the majority-class score" if at_majority else "")
+                        + f"; {len(done)} of {len(VARIANTS)} variants run)")
+    lines += ["", "Best student variant per task (test at the selected epoch): " + "; ".join(best) + ".",
+              "", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
               "Teacher validation curves: " + "; ".join(
                   f"{t} {' '.join(_pct(v) for v in row['teacher']['val_curve'])}" for t, row in data.items() if row["teacher"]),
               "Teacher weights (SHA-256, first 12): " + "; ".join(
@@ -142,11 +154,11 @@ def _figure(data: dict) -> None:
         if row["teacher"]:
             ax.axhline(row["teacher"]["val_best"] or row["teacher"]["test_best"], color="k", lw=0.8, label="teacher")
         if row["majority"] is not None:
-            ax.axhline(row["majority"], color="grey", lw=0.8, ls=":", label="majority")
+            ax.axhline(row["majority"], color="grey", lw=0.8, ls=":", label="majority (dev)")
         ax.set_title(t)
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("validation score")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)  # every panel uses the same styles
     fig.tight_layout()
     fig.savefig(OUT / "calibration-curves.png", dpi=110)
 
