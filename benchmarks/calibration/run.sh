@@ -10,6 +10,7 @@
 #   bash benchmarks/calibration/run.sh teachers [task ...]     # the v2 teachers (also what ild-v2 uses)
 #   bash benchmarks/calibration/run.sh students-pre [task ...] # pretrained-init students (no teacher needed)
 #   bash benchmarks/calibration/run.sh students-cut [task ...] # teacher-cut students (needs the teachers)
+# LAYERKD_POOLINGS="cls" (or "mean") runs one head only, e.g. two lanes side by side.
 # then: python benchmarks/calibration/collect.py  -> benchmarks/results/calibration.{md,json}
 # Outputs (outside git): $LAYERKD_WORK/teachers-v2/<task>, $LAYERKD_WORK/calibration/<run>
 set -uo pipefail
@@ -49,9 +50,9 @@ for t in "${tasks[@]}"; do
     students-pre)
       cut="$work/calibration/init-pre-$t"
       "$python" "$repo/benchmarks/calibration/cut.py" "$model" "$t" 2 "$cut" --seed 0
-      for p in cls mean; do run "$work/calibration/$t-pre-$p" "$layerkd" finetune --model "$cut" --pooling "$p" "${common[@]}"; done ;;
+      for p in ${LAYERKD_POOLINGS:-cls mean}; do run "$work/calibration/$t-pre-$p" "$layerkd" finetune --model "$cut" --pooling "$p" "${common[@]}"; done ;;
     students-cut)
-      for p in cls mean; do
+      for p in ${LAYERKD_POOLINGS:-cls mean}; do
         run "$work/calibration/$t-cut-$p" "$layerkd" distill --method ce --teacher "$work/teachers-v2/$t" --student bottom:2 \
           --pooling "$p" --no-cache "${common[@]}"
       done ;;
