@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/timing.py, also when loaded by a test
-from timing import fmt, machine, peak_rss_mb, run_worker, set_threads, versions  # noqa: E402
+from timing import fmt, machine, peak_rss_mb, run_worker, set_threads, versions, write_report  # noqa: E402
 
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -359,11 +359,7 @@ def main(argv=None) -> None:
             models[name] = Path(path)
         data, task = {"data_dir": args.data_dir, "split": args.split}, args.task
     rep = orchestrate(args, models, data, task)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
-    out.with_suffix(".md").write_text(markdown(rep))
-    print(markdown(rep))
+    write_report(args.out, rep, markdown(rep))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_rows import LEVERS, parse_row  # noqa: E402
 from speed_workers import worker_main as speed_worker  # noqa: E402
-from timing import fmt, machine, run_worker, set_threads, versions  # noqa: E402
+from timing import fmt, machine, run_worker, set_threads, versions, write_report  # noqa: E402
 
 
 def worker_profile(spec: dict) -> dict:
@@ -277,11 +277,7 @@ def main(argv=None) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
-    out.with_suffix(".md").write_text(levers_section(rep))
-    print(levers_section(rep))
+    write_report(args.out, rep, levers_section(rep))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ from speed_rows import (  # noqa: E402
 )
 from speed_workers import worker_main  # noqa: E402
 from timing import machine as _machine  # noqa: E402
-from timing import run_worker, versions  # noqa: E402
+from timing import run_worker, versions, write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VOCAB = REPO.parent / "shared" / "models" / "all-MiniLM-L6-v2" / "vocab.txt"
@@ -337,11 +337,7 @@ def main(argv=None) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
-    out.with_suffix(".md").write_text(markdown(rep))
-    print(markdown(rep))
+    write_report(args.out, rep, markdown(rep))
 
 
 if __name__ == "__main__":

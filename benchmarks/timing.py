@@ -98,3 +98,12 @@ def run_worker(script: str | Path, spec: dict, work: Path, name: str) -> dict:
 def fmt(x, nd: int = 2) -> str:
     """A number for a Markdown table (``—`` for None)."""
     return "—" if x is None else f"{x:.{nd}f}"
+
+
+def write_report(out: str | Path, rep: dict, markdown: str) -> None:
+    """``OUT.json`` (the measurements) and ``OUT.md`` (their table) side by side; the table is printed too."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
