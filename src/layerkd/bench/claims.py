@@ -33,14 +33,12 @@ from typing import Any
 from ..errors import ConfigError
 from ..tasks import get_task
 from .report_md import _fmt, _md_table
-from .results import Run, _mname, _nan
+from .results import SELECTED_OFF_TEST, Run, _mname, _nan, selected_on
 from .significance import TWO_LEVEL_TEST_NAME, paired_inputs
 from .stats import fmt_p, holm, paired_bootstrap
 
 #: the result field of each cell's primary score: test metrics and predictions at the selected epoch
 PRIMARY = "best"
-#: ``result["selection"]["split"]`` of a cell whose epoch was chosen off the test set
-SELECTED_OFF_TEST = "validation"
 HOLDS_ALPHA = 0.05
 
 COLUMNS = ["suite", "family", "alternative", "eval_set", "task", "student", "method", "baseline", "metric", "selection",
@@ -80,13 +78,6 @@ def families_of(suite: Any) -> list[DeclaredFamily]:
                            tasks=[_task_name(t) for t in (f.tasks or all_tasks)], students=students,
                            eval_sets=list(f.eval_sets), cells=cells)
             for f in suite.comparisons]
-
-
-def selected_on(run: Run) -> str:
-    """Where the cell's epoch was chosen: ``validation`` (off the test set) or ``test set``."""
-    sel = run.result.get("selection")
-    split = sel.get("split") if isinstance(sel, dict) else None
-    return SELECTED_OFF_TEST if split == SELECTED_OFF_TEST else "test set"
 
 
 def _selection(runs: list[Run]) -> str:
