@@ -239,7 +239,42 @@ def paper_section(reports: list[dict]) -> str:
                      f"{f'{worst[0]:.2f} ({worst[1]})' if worst else '—'} | {_f(tb)} | "
                      f"{_f(b.get('measured_epoch'))} / {_f(b.get('layer_epoch'))} | {_f(e2e.get('alp', {}).get('live_over_cached'))} | "
                      f"{_f(b.get('measured_e2e'))} / {_f(b.get('layer_e2e'))} | {tally} |")
+    why = [w for rep in reports if not rep.get("skipped") for w in reasons(rep)]
+    if why:
+        lines += ["", "Where a target was missed, what the run's own rows show (ratios to that run's ce epoch):", ""] + why
     return "\n".join(lines) + "\n"
+
+
+def reasons(rep: dict) -> list[str]:
+    """One generated line per missed target of a run, decomposing it into the run's measured rows."""
+    rows, s = rep["rows"], rep["settings"]
+    ce, teacher = _med(rows, "ce"), _med(rows, "teacher")
+    if not (ce and teacher):
+        return []
+    head = f"- {s.get('shape')} → {s['student']} ({s['task']}): "
+    out = []
+    for t in rep.get("targets", []):
+        if t["met"] is not False:
+            continue
+        if "TextBrewer" in t["target"] and _med(rows, "textbrewer") and _med(rows, "pkd"):
+            tb, pkd = _med(rows, "textbrewer") / ce, _med(rows, "pkd") / ce
+            goal = float(t["target"].split("≥ ")[1].split("×")[0])
+            live = _med(rows, "pkd-live")
+            out.append(head + f"TextBrewer's live epoch is {tb:.2f}× ce (ce + teacher forward = {1 + teacher / ce:.2f}×)"
+                       + (f", our live pkd {live / ce:.2f}×" if live else "")
+                       + f"; our cached pkd is {pkd:.3f}× ce, and {goal}× would need ≤ {tb / goal:.3f}×: "
+                       f"the per-step pkd loss and cache read cost {100 * (pkd - 1):.1f} % of a student step.")
+        elif t["target"].startswith("end to end"):
+            name = t["target"].split(") ")[1].split(":")[0]
+            e = (rep.get("end_to_end") or {}).get(name)
+            if not e:
+                continue
+            live, cached = _med(rows, f"{name}-live"), _med(rows, name)
+            out.append(head + f"end to end {name}: cached epoch {cached / ce:.3f}× ce and a cache build of "
+                       f"{e['build_s'] / teacher:.2f} teacher forwards per epoch of rows, against a live epoch of "
+                       f"{live / ce:.2f}× ce (ce + teacher forward: {1 + teacher / ce:.2f}×); the measured bound "
+                       "assumes 1.00× and 1.00.")
+    return out
 
 
 def merge_section(md_path: Path, name: str, text: str) -> None:

@@ -85,3 +85,30 @@ def test_levers_smoke_speed_quality_and_profile_merged_into_speed_md(tmp_path):
     text = md.read_text()
     assert text.startswith("# Speed\n\nkept text\n") and text.count("<!-- levers:begin -->") == 1
     assert "| ce | fused |" in text and "Profiler (`torch.profiler`" in text
+
+
+def test_missed_targets_are_explained_from_the_runs_own_rows():
+    """A BERT-base → BERT-4 report whose TextBrewer and end-to-end targets miss: the generated lines
+    decompose each miss into the run's rows (golden values worked out by hand below)."""
+    report = _load("speed_report")
+
+    def row(sec, method, cache=False, lever=None, build=None):
+        return {"median_epoch_seconds": sec, "method": method, "cache": cache, "lever": lever, "ratio_to_ce": sec / 10.0,
+                "cache_build_seconds": build, "steps_per_epoch": 5, "build_round": {"train_rows": 160} if build else None}
+
+    rep = {"settings": {"shape": "bert-base", "student": "bottom:4", "task": "mrpc", "max_length": 128, "batch_size": 32,
+                        "dims": {"teacher": {"layers": 12, "hidden": 768, "intermediate": 3072},
+                                 "student": {"layers": 4, "hidden": 768, "intermediate": 3072}}},
+           "rows": {"ce": row(10.0, "ce"), "teacher": row(9.0, "teacher"), "textbrewer": row(19.0, "pkd"),
+                    "pkd": row(10.8, "pkd", cache=True, build=10.0), "pkd-live": row(19.5, "pkd")}}
+    rep["bounds"], rep["end_to_end"] = report.bounds(rep), report.end_to_end(rep)
+    rep["targets"] = report.targets(rep)
+    assert rep["end_to_end"]["pkd"]["live_over_cached"] == round(4 * 19.5 / (10.0 + 4 * 10.8), 3)  # 1.466: missed
+    lines = report.reasons(rep)
+    assert len(lines) == 2
+    # TextBrewer 19.0 / cached pkd 10.8 = 1.76 < 1.8; 1.8x would need pkd <= 1.9 / 1.8 = 1.056x ce
+    assert "TextBrewer's live epoch is 1.90× ce (ce + teacher forward = 1.90×), our live pkd 1.95×" in lines[0]
+    assert "our cached pkd is 1.080× ce, and 1.8× would need ≤ 1.056×" in lines[0] and "8.0 % of a student step" in lines[0]
+    assert "end to end pkd: cached epoch 1.080× ce and a cache build of 1.11 teacher forwards" in lines[1]  # 10 / 9
+    assert "a live epoch of 1.95× ce (ce + teacher forward: 1.90×)" in lines[1]
+    assert "Where a target was missed" in report.paper_section([rep])
