@@ -20,6 +20,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -100,10 +101,26 @@ def fmt(x, nd: int = 2) -> str:
     return "—" if x is None else f"{x:.{nd}f}"
 
 
+def machine_paths() -> dict[str, str]:
+    """The absolute folders a report may name, as placeholders: ``${shared}``, ``${work}`` (the
+    ``LAYERKD_SHARED``/``LAYERKD_WORK`` folders, default beside the checkout), ``${repo}``, ``${tmp}``."""
+    repo = Path(__file__).resolve().parents[1]
+    return {"shared": str(Path(os.environ.get("LAYERKD_SHARED", repo.parent / "shared")).resolve()),
+            "work": str(Path(os.environ.get("LAYERKD_WORK", repo.parent / "layerkd-work")).resolve()),
+            "repo": str(repo), "tmp": str(Path(tempfile.gettempdir()).resolve())}
+
+
 def write_report(out: str | Path, rep: dict, markdown: str) -> None:
-    """``OUT.json`` (the measurements) and ``OUT.md`` (their table) side by side; the table is printed too."""
+    """``OUT.json`` (the measurements) and ``OUT.md`` (their table) side by side; the table is printed too.
+    Absolute paths of this machine are written as placeholders (:func:`machine_paths`): committed
+    results name no machine's folders."""
+    from layerkd.bench.suite import unsubstitute  # noqa: PLC0415
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1, default=str))
+    names = machine_paths()
+    rep = unsubstitute(json.loads(json.dumps(rep, default=str)), names)
+    markdown = unsubstitute(markdown, names)
+    out.with_suffix(".json").write_text(json.dumps(rep, indent=1))
     out.with_suffix(".md").write_text(markdown)
     print(markdown)

@@ -112,3 +112,17 @@ def test_missed_targets_are_explained_from_the_runs_own_rows():
     assert "end to end pkd: cached epoch 1.080× ce and a cache build of 1.11 teacher forwards" in lines[1]  # 10 / 9
     assert "a live epoch of 1.95× ce (ce + teacher forward: 1.90×)" in lines[1]
     assert "Where a target was missed" in report.paper_section([rep])
+
+
+def test_benchmark_reports_name_no_machine_path(tmp_path, monkeypatch):
+    """speed.py, levers.py and inference.py write through timing.write_report: absolute folders of
+    the machine become ${work}/${shared}/${repo}/${tmp} in both files."""
+    timing = _load("timing")
+    monkeypatch.setenv("LAYERKD_WORK", str(tmp_path / "w"))
+    rep = {"settings": {"teacher": str(tmp_path / "w" / "teachers-v2" / "sts-b"), "scratch": str(tmp_path / "x"),
+                        "vocab": str(REPO / "src")}}
+    timing.write_report(tmp_path / "out" / "r", rep, f"teacher {tmp_path / 'w' / 't'}\n")
+    data = json.loads((tmp_path / "out" / "r.json").read_text())["settings"]
+    assert data["teacher"] == "${work}/teachers-v2/sts-b" and data["vocab"] == "${repo}/src"
+    assert data["scratch"].startswith("${tmp}/") and str(tmp_path) not in data["scratch"]
+    assert (tmp_path / "out" / "r.md").read_text() == "teacher ${work}/t\n"
