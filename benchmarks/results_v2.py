@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Write the v2 lead of docs/results.md (issue 20 point 6) from generated files only.
+
+Reads ``layerkd report``'s output for the v2 cells (``summary.csv``, ``glue_average.csv``,
+``claims.md``) and ``benchmarks/results/calibration.json``, and writes, between
+``<!-- v2:begin -->`` and ``<!-- v2:end -->`` in docs/results.md (the rest of the page is left as it is):
+
+* the headline table: rows = the teacher and each method of the 2-layer student, columns = the
+  tasks' main metric on the test set (GLUE dev) at the validation-selected epoch, mean ± std over
+  seeds with n found / expected, then the GLUE-style average and student / teacher;
+* the same table for the pretrained 3-layer student (``pretrained-student-v2``), when it has cells;
+* the OOD table (the MRPC students on PAWS-Wiki dev, ``ood-v2``);
+* the generated claims table (``claims.md`` as ``layerkd report`` wrote it);
+* "what changed and why", its numbers read from calibration.json.
+
+No number is typed here: a missing file or cell is printed as missing, with the command that makes it.
+
+    layerkd report benchmarks/results/cells-v2 --out benchmarks/results/report-v2 \\
+        --suite configs/suites/ild-v2.yaml --suite configs/suites/ood-v2.yaml \\
+        --suite configs/suites/pretrained-student-v2.yaml --var shared=../shared --var work=../layerkd-work
+    python benchmarks/results_v2.py          # --report, --calibration, --into to change the paths
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_report import merge_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = ["SST-2", "MRPC", "CoLA", "STS-B", "RTE"]  # the summary's task names, in the headline's order
+STUDENTS = {"L2": "2-layer student (bottom 2 blocks of the teacher), `ild-v2`",
+            "L3-pretrained": "pretrained 3-layer student (paraphrase-MiniLM-L3-v2), `pretrained-student-v2`"}
+REPORT_CMD = ("layerkd report benchmarks/results/cells-v2 --out benchmarks/results/report-v2 "
+              "--suite configs/suites/ild-v2.yaml --suite configs/suites/ood-v2.yaml "
+              "--suite configs/suites/pretrained-student-v2.yaml --var shared=../shared --var work=../layerkd-work")
+
+
+def _num(x: str | None) -> float | None:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _score(row: dict[str, str]) -> str:
+    m = row["main_metric"]
+    mean, std = _num(row.get(f"best_{m}_mean")), _num(row.get(f"best_{m}_std"))
+    if mean is None:
+        return "missing"
+    n, exp = row.get("n") or "", row.get("expected_n") or ""
+    text = f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+    if row.get("role") == "teacher":
+        return text
+    short = exp and n != exp
+    return text + f" ({n}/{exp}{' ⚠' if short else ''})" if exp else text + f" ({n})"
+
+
+def headline(summary: list[dict[str, str]], glue: list[dict[str, str]], student: str) -> str | None:
+    rows = [r for r in summary if r["eval_set"] == "dev" and r["student"] == student and r["role"] != "teacher"]
+    if not rows:
+        return None
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    teacher = {r["task"]: r for r in summary if r["eval_set"] == "dev" and r["role"] == "teacher"}
+    tglue = [_num(teacher[t].get("best_glue_mean")) if t in teacher else None for t in tasks]
+    tavg = sum(tglue) / len(tglue) if tglue and all(v is not None for v in tglue) else None
+    lines = ["| method | " + " | ".join(f"{t} ({rows_metric(rows, t)})" for t in tasks) + " | GLUE avg. | / teacher |",
+             "|---|" + "---:|" * (len(tasks) + 2)]
+    lines.append("| teacher | " + " | ".join(_score(teacher[t]) if t in teacher else "missing" for t in tasks)
+                 + f" | {_pct(tavg)} | |")
+    gavg = {r["method"]: _num(r.get("best_average")) for r in glue if r["student"] == student}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for m in methods:
+        by_task = {r["task"]: r for r in rows if r["method"] == m}
+        avg = gavg.get(m)
+        ratio = f"{100 * avg / tavg:.0f} %" if avg is not None and tavg else "–"
+        lines.append(f"| {m} | " + " | ".join(_score(by_task[t]) if t in by_task else "missing" for t in tasks)
+                     + f" | {_pct(avg)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def rows_metric(rows: list[dict[str, str]], task: str) -> str:
+    names = {"accuracy": "acc.", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson", "spearmanr": "Spearman"}
+    m = next(r["main_metric"] for r in rows if r["task"] == task)
+    return names.get(m, m)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def ood(summary: list[dict[str, str]]) -> str | None:
+    rows = [r for r in summary if r["eval_set"] != "dev" and r["role"] != "teacher"]
+    if not rows:
+        return None
+    lines = ["| evaluation set | task model | student | method | main metric | test (selected epoch) |", "|---|---|---|---|---|---:|"]
+    for r in rows:
+        lines.append(f"| {r['eval_set']} | {r['task']} | {r['student']} | {r['method']} | {r['main_metric']} | {_score(r)} |")
+    return "\n".join(lines)
+
+
+def what_changed(cal: dict | None) -> str:
+    if not cal:
+        return "calibration.json not found: run `python benchmarks/calibration/collect.py`."
+    out = []
+    for task, row in cal.items():
+        st, teacher = row.get("students") or {}, row.get("teacher")
+        cls, mean = st.get("cut-cls"), st.get("cut-mean")
+        if not (cls and mean and teacher):
+            continue
+        out.append(f"{task}: teacher {_pct(teacher['test_best'])}; the same 2-layer cut with a [CLS] head "
+                   f"{_pct(cls['test_best'])}, with a mean-pooled head {_pct(mean['test_best'])} ({mean['metric']}"
+                   + (f"; majority class {_pct(row['majority'])}" if row.get("majority") is not None else "") + ")")
+    return ("The v1 students' classifiers read the [CLS] vector of an encoder trained with mean pooling, whose "
+            "lower-layer [CLS] vectors barely vary, and every v1 cell chose its epoch on the split it reports. v2 "
+            "pools the classifier input by the masked mean (teachers and students), chooses every epoch on a "
+            "validation split carved from the training set, scores GLUE dev once as the test set, and tests claims "
+            "by a two-level (seeds × examples) bootstrap, Holm within declared families. Calibration "
+            "(`benchmarks/results/calibration.md`, one seed, `ce` only): " + ("; ".join(out) or "no task calibrated yet")
+            + ".")
+
+
+def section(report: Path, calibration: Path) -> str:
+    parts = ["## v2: the calibrated setting (headline)", ""]
+    cal = json.loads(calibration.read_text()) if calibration.exists() else None
+    summary_f = report / "summary.csv"
+    if not summary_f.exists():
+        parts += [f"No v2 report yet (`{report.name}/summary.csv` is missing). Run the suites (their commands are at "
+                  "the top of `configs/suites/ild-v2.yaml`), then `bash benchmarks/report_v2.sh`, which runs:", "",
+                  f"    {REPORT_CMD}", "    python benchmarks/results_v2.py", ""]
+    else:
+        summary = _csv(summary_f)
+        glue = _csv(report / "glue_average.csv") if (report / "glue_average.csv").exists() else []
+        for student, desc in STUDENTS.items():
+            table = headline(summary, glue, student)
+            if table:
+                parts += [f"**{desc}.** Test set = GLUE dev, main metric ×100 at the epoch selected on the validation "
+                          "split (the primary score), mean ± std over seeds (n found / expected); GLUE avg. as in "
+                          "`layerkd report`; / teacher = the student's GLUE avg. over the teacher's.", "", table, ""]
+        table = ood(summary)
+        parts += ["**Out of distribution** (`ood-v2`: the MRPC models on PAWS-Wiki dev).", "",
+                  table or "No out-of-distribution rows yet.", ""]
+        claims = report / "claims.md"
+        if claims.exists():
+            body = [ln for ln in claims.read_text().splitlines() if not ln.startswith("# ")]
+            parts += ["### Claims (generated by `layerkd report` from the suites' declared comparisons)", "", *body, ""]
+        else:
+            parts += ["No claims table yet (`claims.md` is written by `layerkd report --suite …`).", ""]
+    parts += ["### What changed and why", "", what_changed(cal), ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "report-v2"))
+    ap.add_argument("--calibration", default=str(REPO / "benchmarks" / "results" / "calibration.json"))
+    ap.add_argument("--into", default=str(REPO / "docs" / "results.md"))
+    a = ap.parse_args(argv)
+    merge_section(Path(a.into), "v2", section(Path(a.report), Path(a.calibration)))
+    print(f"wrote {a.into}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""benchmarks/results_v2.py: the v2 lead of docs/results.md is built from generated files only."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mod():
+    spec = importlib.util.spec_from_file_location("results_v2", REPO / "benchmarks" / "results_v2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_headline_from_report_files(tmp_path):
+    report = tmp_path / "report-v2"
+    report.mkdir()
+    t = {"eval_set": "dev", "student": "", "method": "teacher", "role": "teacher", "n": "1", "expected_n": ""}
+    s = {"eval_set": "dev", "student": "L2", "role": "student", "expected_n": "5"}
+    _write_csv(report / "summary.csv", [
+        {**t, "task": "STS-B", "main_metric": "pearson", "best_pearson_mean": "0.857", "best_glue_mean": "0.856"},
+        {**t, "task": "MRPC", "main_metric": "f1", "best_f1_mean": "0.86", "best_glue_mean": "0.83"},
+        {**s, "task": "STS-B", "method": "ce", "main_metric": "pearson", "n": "5", "best_pearson_mean": "0.812", "best_pearson_std": "0.004"},
+        {**s, "task": "MRPC", "method": "ce", "main_metric": "f1", "n": "3", "best_f1_mean": "0.824", "best_f1_std": "0.01"},
+        {**s, "eval_set": "paws-wiki", "task": "MRPC", "method": "ce", "main_metric": "f1", "n": "3", "best_f1_mean": "0.5"},
+    ])
+    _write_csv(report / "glue_average.csv", [{"student": "L2", "method": "ce", "best_average": "0.8216"}])
+    (report / "claims.md").write_text("# Claims\n\n| family | holds |\n|---|---|\n| kd-methods-vs-ce | no |\n")
+    cal = tmp_path / "calibration.json"
+    cal.write_text(json.dumps({"sts-b": {"teacher": {"test_best": 0.857}, "students": {
+        "cut-cls": {"test_best": 0.359, "metric": "pearson"}, "cut-mean": {"test_best": 0.812, "metric": "pearson"}}}}))
+    into = tmp_path / "results.md"
+    into.write_text("# Results\n\n<!-- v2:begin -->\nSTALE-TEXT\n<!-- v2:end -->\n\n## v1 kept\n")
+    _mod().main(["--report", str(report), "--calibration", str(cal), "--into", str(into)])
+    md = into.read_text()
+    assert md.startswith("# Results\n\n<!-- v2:begin -->") and md.rstrip().endswith("## v1 kept") and "STALE-TEXT" not in md
+    assert "| method | MRPC (F1) | STS-B (Pearson) | GLUE avg. | / teacher |" in md
+    assert "| teacher | 86.0 | 85.7 | 84.3 | |" in md
+    assert "| ce | 82.4 ± 1.0 (3/5 ⚠) | 81.2 ± 0.4 (5/5) | 82.2 | 97 % |" in md  # 82.16 / 84.3
+    assert "| paws-wiki | MRPC | L2 | ce | f1 | 50.0 (3/5 ⚠) |" in md
+    assert "| kd-methods-vs-ce | no |" in md and "\n# Claims" not in md
+    assert "sts-b: teacher 85.7; the same 2-layer cut with a [CLS] head 35.9, with a mean-pooled head 81.2" in md
+
+
+def test_no_report_yet_says_what_to_run(tmp_path):
+    into = tmp_path / "results.md"
+    into.write_text("# Results\n")
+    _mod().main(["--report", str(tmp_path / "none"), "--calibration", str(tmp_path / "none.json"), "--into", str(into)])
+    md = into.read_text()
+    assert "No v2 report yet" in md and "layerkd report benchmarks/results/cells-v2" in md
+    assert "calibration.json not found" in md
