@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "benchmarks" / "results"
 TASKS = ["sts-b", "mrpc", "rte", "cola", "sst-2"]
 VARIANTS = [("pre", "cls"), ("pre", "mean"), ("cut", "cls"), ("cut", "mean")]
+SHARED_EPOCHS = {"sst-2": 4}  # run.sh SEPOCHS: 8 epochs unless listed
 INIT = {"pre": "pretrained encoder, bottom 2 blocks", "cut": "cut from the fine-tuned teacher (bottom:2)"}
 
 
@@ -32,7 +33,8 @@ def _read(run: Path) -> dict | None:
     metric = r["main_metric"]
     curve = [h[metric] for h in r["history"] if h.get("end_of_epoch")]
     wall = run / "wall_seconds.txt"
-    return {"metric": metric, "test_best": r["best"][metric], "test_last": r["last"][metric],
+    others = {k: v for k, v in r["best"].items() if k != metric and isinstance(v, float)}
+    return {"metric": metric, "test_best": r["best"][metric], "test_last": r["last"][metric], "test_other": others,
             "best_epoch": r["best_epoch"], "epochs": r["epochs_run"], "val_curve": curve,
             "val_best": (r.get("selection") or {}).get("best", {}).get(metric),
             "selection": (r.get("selection") or {}).get("split"), "train_rows": r.get("train_rows"),
@@ -59,11 +61,13 @@ def _plateau(curve: list[float]) -> str:
     return "yes" if gain < 0.005 else f"no (+{100 * gain:.1f} in the last 2 epochs)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=os.environ.get("LAYERKD_WORK", str(REPO.parent / "layerkd-work")))
     ap.add_argument("--shared", default=os.environ.get("LAYERKD_SHARED", str(REPO.parent / "shared")))
-    a = ap.parse_args()
+    ap.add_argument("--out", default=str(OUT), help="folder of calibration.{json,md} (default benchmarks/results)")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
     work, glue = Path(a.work), Path(a.shared) / "data" / "glue"
     data: dict = {}
     from layerkd.bench.suite import teacher_hash  # noqa: PLC0415
@@ -74,15 +78,27 @@ def main() -> None:
             row["teacher"]["weights_sha256"] = teacher_hash(str(work / "teachers-v2" / t))
         for init, pool in VARIANTS:
             row["students"][f"{init}-{pool}"] = _read(work / "calibration" / f"{t}-{init}-{pool}")
+        for run in sorted((work / "calibration").glob(f"{t}-cut-mean-lr*-e*")):  # run.sh budget TASK LR EPOCHS
+            row["students"][run.name[len(t) + 1:]] = _read(run)
         data[t] = row
-    (OUT / "calibration.json").write_text(json.dumps(data, indent=1, allow_nan=False, default=lambda x: None) + "\n")
-    _figure(data)
-    (OUT / "calibration.md").write_text(_markdown(data))
-    print(f"wrote {OUT / 'calibration.md'}")
+    (out / "calibration.json").write_text(json.dumps(data, indent=1, allow_nan=False, default=lambda x: None) + "\n")
+    _figure(data, out)
+    (out / "calibration.md").write_text(_markdown(data))
+    print(f"wrote {out / 'calibration.md'}")
 
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _budget(parts: list[str], task: str) -> str:
+    """``['lr3e', '5', 'e8']`` (the name's tail after ``cut-mean-``; the learning rate may hold a '-')
+    -> 'lr 3e-5, 8 ep.'; no tail: the shared budget of run.sh."""
+    if not parts:
+        return f"lr 1e-4, {SHARED_EPOCHS.get(task, 8)} ep."
+    tail = "-".join(parts)
+    lr, _, ep = tail.rpartition("-e")
+    return f"lr {lr.removeprefix('lr')}, {ep} ep."
 
 
 def _markdown(data: dict) -> str:
@@ -99,34 +115,38 @@ def _markdown(data: dict) -> str:
         "Versions: layerkd 0.1.0, torch 2.13.0+cpu, transformers 5.x; machine: 2 CPU cores shared with other",
         "jobs (wall times are not speed measurements).",
         "",
-        "| task | metric | majority | teacher (test) | student | head | test (selected) | test (last) | "
-        "% of teacher | best epoch | val. plateaued | val. curve |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | metric | majority | teacher (test) | student | head | budget | test (selected) | test (last) | "
+        "% of teacher | other test metrics | best epoch | val. plateaued | val. curve |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t, row in data.items():
         teacher = row["teacher"]
         tscore = teacher["test_best"] if teacher else None
         for name, s in row["students"].items():
-            init, pool = name.split("-")
+            init, pool, *budget = name.split("-")
+            budget = _budget(budget, t)
             if s is None:
-                lines.append(f"| {t} | | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | not run | | | | | |")
+                lines.append(f"| {t} | | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | {budget} | not run | | | | | | |")
                 continue
             ratio = "–" if not tscore else f"{100 * s['test_best'] / tscore:.0f} %"
             if row["majority"] is not None and s["test_best"] <= row["majority"] + 0.005:
                 ratio += " (at majority)"
             curve = " ".join(_pct(v) for v in s["val_curve"])
-            lines.append(f"| {t} | {s['metric']} | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | "
-                         f"{_pct(s['test_best'])} | {_pct(s['test_last'])} | {ratio} | {s['best_epoch']} | "
+            other = ", ".join(f"{k} {_pct(v)}" for k, v in (s.get("test_other") or {}).items()) or "–"
+            lines.append(f"| {t} | {s['metric']} | {_pct(row['majority'])} | {_pct(tscore)} | {init} | {pool} | {budget} | "
+                         f"{_pct(s['test_best'])} | {_pct(s['test_last'])} | {ratio} | {other} | {s['best_epoch']} | "
                          f"{_plateau(s['val_curve'])} | {curve} |")
     best = []
     for t, row in data.items():
         done = {k: v for k, v in row["students"].items() if v}
         if done:
             k = max(done, key=lambda n: done[n]["test_best"])
+            n_var = sum(f"{i}-{q}" in done for i, q in VARIANTS)
             maj = row["majority"]
             at_majority = maj is not None and done[k]["test_best"] <= maj + 0.005
             best.append(f"{t}: {k} ({_pct(done[k]['test_best'])}" + (", the majority-class score" if at_majority else "")
-                        + f"; {len(done)} of {len(VARIANTS)} variants run)")
+                        + f"; {n_var} of {len(VARIANTS)} variants run" + (f", {len(done) - n_var} more budgets" if len(done) > n_var else "")
+                        + ")")
     lines += ["", "Best student variant per task (test at the selected epoch): " + "; ".join(best) + ".",
               "", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
               "Teacher validation curves: " + "; ".join(
@@ -137,7 +157,7 @@ def _markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def _figure(data: dict) -> None:
+def _figure(data: dict, out: Path) -> None:
     try:
         import matplotlib  # noqa: PLC0415
 
@@ -158,9 +178,12 @@ def _figure(data: dict) -> None:
         ax.set_title(t)
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("validation score")
-    axes[0][0].legend(fontsize=7)  # every panel uses the same styles
+    for ax in axes[0]:  # the first panel with lines carries the legend (every panel uses the same styles)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+            break
     fig.tight_layout()
-    fig.savefig(OUT / "calibration-curves.png", dpi=110)
+    fig.savefig(out / "calibration-curves.png", dpi=110)
 
 
 if __name__ == "__main__":

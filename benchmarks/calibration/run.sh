@@ -10,6 +10,8 @@
 #   bash benchmarks/calibration/run.sh teachers [task ...]     # the v2 teachers (also what ild-v2 uses)
 #   bash benchmarks/calibration/run.sh students-pre [task ...] # pretrained-init students (no teacher needed)
 #   bash benchmarks/calibration/run.sh students-cut [task ...] # teacher-cut students (needs the teachers)
+#   bash benchmarks/calibration/run.sh budget TASK LR EPOCHS   # one more budget for the cut mean-head
+#       student (a task whose student has not plateaued, or overfits, at the shared budget)
 # LAYERKD_POOLINGS="cls" (or "mean") runs one head only, e.g. two lanes side by side.
 # then: python benchmarks/calibration/collect.py  -> benchmarks/results/calibration.{md,json}
 # Outputs (outside git): $LAYERKD_WORK/teachers-v2/<task>, $LAYERKD_WORK/calibration/<run>
@@ -28,6 +30,10 @@ declare -A TEPOCHS=( [mrpc]=5 [rte]=8 [sts-b]=5 [cola]=5 [sst-2]=2 )
 declare -A SEPOCHS=( [mrpc]=8 [rte]=8 [sts-b]=8 [cola]=8 [sst-2]=4 )
 declare -A SUB=( [sst-2]=8000 )
 what="$1"; shift
+if [ "$what" = budget ]; then  # budget TASK LR EPOCHS -> $work/calibration/<task>-cut-mean-lr<LR>-e<EPOCHS>
+  [ $# -eq 3 ] || { echo "usage: run.sh budget TASK LR EPOCHS"; exit 2; }
+  blr="$2"; bep="$3"; set -- "$1"
+fi
 tasks=("$@"); [ ${#tasks[@]} -eq 0 ] && tasks=(sts-b mrpc rte cola sst-2)
 
 run() {  # run OUT COMMAND... : skip when finished, resume when interrupted
@@ -41,7 +47,8 @@ run() {  # run OUT COMMAND... : skip when finished, resume when interrupted
 
 for t in "${tasks[@]}"; do
   sub=(); [ -n "${SUB[$t]:-}" ] && sub=(--train-subsample "${SUB[$t]}")
-  common=(--task "$t" --data-dir "$glue" --lr 1e-4 --batch-size 32 --max-length 128 --seed 1 --epochs "${SEPOCHS[$t]}" "${sub[@]}")
+  common=(--task "$t" --data-dir "$glue" --lr "${blr:-1e-4}" --batch-size 32 --max-length 128 --seed 1
+          --epochs "${bep:-${SEPOCHS[$t]}}" "${sub[@]}")
   case "$what" in
     teachers)
       run "$work/teachers-v2/$t" "$layerkd" finetune --model "$model" --task "$t" --data-dir "$glue" --pooling mean \
@@ -56,6 +63,9 @@ for t in "${tasks[@]}"; do
         run "$work/calibration/$t-cut-$p" "$layerkd" distill --method ce --teacher "$work/teachers-v2/$t" --student bottom:2 \
           --pooling "$p" --no-cache "${common[@]}"
       done ;;
-    *) echo "unknown step $what (teachers | students-pre | students-cut)"; exit 2 ;;
+    budget)
+      run "$work/calibration/$t-cut-mean-lr$blr-e$bep" "$layerkd" distill --method ce --teacher "$work/teachers-v2/$t" \
+        --student bottom:2 --pooling mean --no-cache "${common[@]}" ;;
+    *) echo "unknown step $what (teachers | students-pre | students-cut | budget)"; exit 2 ;;
   esac
 done

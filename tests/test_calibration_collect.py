@@ -1,0 +1,50 @@
+"""benchmarks/calibration/collect.py: every number in calibration.md comes from the runs' results.json,
+including the extra budgets of ``run.sh budget TASK LR EPOCHS`` and the task's other test metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GLUE = REPO.parent / "shared" / "data" / "glue"
+
+
+def _collect():
+    spec = importlib.util.spec_from_file_location("calibration_collect", REPO / "benchmarks" / "calibration" / "collect.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(path: Path, curve: list[float], best: dict, last: dict, best_epoch: int) -> None:
+    path.mkdir(parents=True)
+    history = [{"epoch": i + 1, "end_of_epoch": True, "f1": v} for i, v in enumerate(curve)]
+    (path / "results.json").write_text(json.dumps({
+        "main_metric": "f1", "best": best, "last": last, "best_epoch": best_epoch, "epochs_run": len(curve),
+        "history": history, "selection": {"split": "validation", "best": {"f1": max(curve)}}, "train_rows": 3300}))
+
+
+@pytest.mark.skipif(not (GLUE / "MRPC").is_dir(), reason="needs ../shared/data/glue")
+def test_budget_rows_and_other_metrics(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    _run(work / "teachers-v2" / "mrpc", [0.80, 0.85], {"f1": 0.86, "accuracy": 0.80}, {"f1": 0.85, "accuracy": 0.79}, 2)
+    (work / "teachers-v2" / "mrpc" / "model.safetensors").write_bytes(b"not really weights")
+    _run(work / "calibration" / "mrpc-cut-mean", [0.81, 0.80, 0.78], {"f1": 0.824, "accuracy": 0.701},
+         {"f1": 0.755, "accuracy": 0.66}, 1)
+    _run(work / "calibration" / "mrpc-cut-mean-lr3e-5-e8", [0.79, 0.82, 0.84], {"f1": 0.845, "accuracy": 0.773},
+         {"f1": 0.843, "accuracy": 0.77}, 3)
+    _collect().main(["--work", str(work), "--shared", str(REPO.parent / "shared"), "--out", str(out)])
+    md = (out / "calibration.md").read_text()
+    rows = {line.split(" | ")[6]: line for line in md.splitlines() if line.startswith("| mrpc | f1 |")}
+    assert set(rows) == {"lr 1e-4, 8 ep.", "lr 3e-5, 8 ep."}
+    assert "| 84.5 | 84.3 | 98 % | accuracy 77.3 | 3 |" in rows["lr 3e-5, 8 ep."]
+    assert "| 82.4 | 75.5 | 96 % | accuracy 70.1 | 1 |" in rows["lr 1e-4, 8 ep."]
+    data = json.loads((out / "calibration.json").read_text())
+    assert data["mrpc"]["students"]["cut-mean-lr3e-5-e8"]["test_best"] == 0.845
+    assert data["rte"]["students"]["cut-mean"] is None  # not run: listed, never invented
+    assert "1 more budgets" in md
