@@ -260,10 +260,15 @@ def reasons(rep: dict) -> list[str]:
             tb, pkd = _med(rows, "textbrewer") / ce, _med(rows, "pkd") / ce
             goal = float(t["target"].split("≥ ")[1].split("×")[0])
             live = _med(rows, "pkd-live")
-            out.append(head + f"TextBrewer's live epoch is {tb:.2f}× ce (ce + teacher forward = {1 + teacher / ce:.2f}×)"
-                       + (f", our live pkd {live / ce:.2f}×" if live else "")
-                       + f"; our cached pkd is {pkd:.3f}× ce, and {goal}× would need ≤ {tb / goal:.3f}×: "
-                       f"the per-step pkd loss and cache read cost {100 * (pkd - 1):.1f} % of a student step.")
+            txt = (head + f"TextBrewer's live epoch is {tb:.2f}× ce (ce + teacher forward = {1 + teacher / ce:.2f}×)"
+                   + (f", our live pkd {live / ce:.2f}×" if live else "") + f"; our cached pkd is {pkd:.3f}× ce")
+            if tb / goal < 1:
+                txt += (f": {goal}× would need a cached epoch faster than the student's own ({tb / goal:.3f}× ce), "
+                        "so no cache can meet it at this shape and length (the teacher is too cheap here).")
+            else:
+                txt += (f", and {goal}× would need ≤ {tb / goal:.3f}×: the per-step pkd loss and cache read cost "
+                        f"{100 * (pkd - 1):.1f} % of a student step.")
+            out.append(txt)
         elif t["target"].startswith("end to end"):
             name = t["target"].split(") ")[1].split(":")[0]
             e = (rep.get("end_to_end") or {}).get(name)

@@ -112,6 +112,10 @@ def test_missed_targets_are_explained_from_the_runs_own_rows():
     assert "end to end pkd: cached epoch 1.080× ce and a cache build of 1.11 teacher forwards" in lines[1]  # 10 / 9
     assert "a live epoch of 1.95× ce (ce + teacher forward: 1.90×)" in lines[1]
     assert "Where a target was missed" in report.paper_section([rep])
+    # a teacher too cheap for the target: TextBrewer at 1.5x ce cannot be beaten 1.8x by any cached epoch >= ce
+    rep["rows"]["textbrewer"] = row(15.0, "pkd")
+    rep["targets"] = report.targets(rep)
+    assert "1.8× would need a cached epoch faster than the student's own (0.833× ce)" in report.reasons(rep)[0]
 
 
 def test_benchmark_reports_name_no_machine_path(tmp_path, monkeypatch):
