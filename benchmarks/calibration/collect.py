@@ -151,6 +151,9 @@ def _markdown(data: dict) -> str:
               "", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
               "Teacher validation curves: " + "; ".join(
                   f"{t} {' '.join(_pct(v) for v in row['teacher']['val_curve'])}" for t, row in data.items() if row["teacher"]),
+              "Teacher test, other metrics: " + ("; ".join(
+                  f"{t} " + ", ".join(f"{k} {_pct(v)}" for k, v in row["teacher"]["test_other"].items())
+                  for t, row in data.items() if row["teacher"] and row["teacher"].get("test_other")) or "–"),
               "Teacher weights (SHA-256, first 12): " + "; ".join(
                   f"{t} {row['teacher']['weights_sha256'][:12]}" for t, row in data.items() if row["teacher"]),
               "", "![validation curves](calibration-curves.png)", ""]
