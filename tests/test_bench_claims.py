@@ -225,11 +225,11 @@ def test_report_reading_notes_follow_where_the_epoch_was_selected():
     """The report must not call a validation-selected score 'optimistic', nor a dev-selected one clean."""
     from types import SimpleNamespace
 
-    from layerkd.bench.report_md import _best_note, _selected_where
+    from layerkd.bench.selection import best_note, selected_where
 
     val = SimpleNamespace(result={"selection": {"split": "validation", "rows": 10}})
     dev = SimpleNamespace(result={})  # v1 cells: no selection record, chosen on dev
-    assert "carved from the training set" in _best_note([val, val]) and "optimistic" not in _best_note([val])
-    assert "optimistic" in _best_note([dev]) and "1 of 2 cells" in _best_note([val, dev])
-    assert _selected_where([val]).startswith("the epoch selected on the validation split")
-    assert _selected_where([dev, dev]) == "the epoch selected on dev itself"
+    assert "carved from the training set" in best_note([val, val]) and "optimistic" not in best_note([val])
+    assert "optimistic" in best_note([dev]) and "1 of 2 cells" in best_note([val, dev])
+    assert selected_where([val]).startswith("the epoch selected on the validation split")
+    assert selected_where([dev, dev]) == "the epoch selected on dev itself"

@@ -33,7 +33,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..tasks import get_task
 from .report_md import _fmt, _md_table
-from .results import SELECTED_OFF_TEST, Run, _mname, _nan, selected_on
+from .results import Run, _mname, _nan
+from .selection import SELECTED_OFF_TEST, on_test
 from .significance import TWO_LEVEL_TEST_NAME, paired_inputs
 from .stats import fmt_p, holm, paired_bootstrap
 
@@ -81,8 +82,8 @@ def families_of(suite: Any) -> list[DeclaredFamily]:
 
 
 def _selection(runs: list[Run]) -> str:
-    on_test = sum(selected_on(r) != SELECTED_OFF_TEST for r in runs)
-    return SELECTED_OFF_TEST if not on_test else f"test set ({on_test} of {len(runs)} cells)"
+    n = on_test(runs)
+    return SELECTED_OFF_TEST if not n else f"test set ({n} of {len(runs)} cells)"
 
 
 def _test(fam: DeclaredFamily, runs: dict[tuple, Run], ev: str, task: str, student: str, a: str, b: str,

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .results import SELECTED_OFF_TEST, WHICH, Run, TaskInfo, _mname, _nan, selected_on
+from .results import WHICH, Run, TaskInfo, _mname, _nan
+from .selection import best_note, selected_where
 from .stats import TEST_DESCRIPTION, fmt_p
 
 _SCALED = {"accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"}
@@ -99,25 +100,6 @@ def _n_cell(row: dict[str, Any]) -> str:
     return f"{n}/{e}" + (" ⚠" if n < e else "") + mixed
 
 
-def _selected_where(runs: list[Run]) -> str:
-    """How the 'best' epoch of these cells was chosen, in a few words (claims.selected_on per cell)."""
-    on_test = sum(selected_on(r) != SELECTED_OFF_TEST for r in runs)
-    if not on_test:
-        return "the epoch selected on the validation split carved from the training set"
-    return "the epoch selected on dev itself" + ("" if on_test == len(runs) else f" in {on_test} of {len(runs)} cells")
-
-
-def _best_note(runs: list[Run]) -> str:
-    on_test = sum(selected_on(r) != SELECTED_OFF_TEST for r in runs)
-    if not on_test:
-        return ("- **best**: the epoch with the highest main metric on the validation split carved from the training "
-                "set (no choice looks at dev, which is the test set here), scored once on dev: the primary score; "
-                "**last**: the final epoch. Both are kept separate.")
-    part = "" if on_test == len(runs) else f" ({on_test} of {len(runs)} cells; the others on a carved validation split)"
-    return ("- **best**: the epoch whose dev main metric was highest" + part + " (the model is selected on the same dev "
-            "set, so this is optimistic); **last**: the final epoch (no selection on dev). Both are kept separate.")
-
-
 def _markdown(**k: Any) -> str:
     runs: list[Run] = k["runs"]
     tasks, students, methods = k["tasks"], k["students"], k["methods"]
@@ -153,7 +135,7 @@ def _markdown(**k: Any) -> str:
                                                         else "") + "; “k teachers ⚠” marks a row whose seeds "
                "were distilled from k different teacher weights (not replicates: keep one teacher per results "
                "folder).")
-    out.append(_best_note(runs))
+    out.append(best_note(runs))
     out.append(f"- **GLUE average**: {GLUE_AVERAGE_DESCRIPTION}.")
     out.append(f"- **Significance** ({n_boot} resamples, generator seed {k['seed']}): {test_description}. "
                f"Each method is tested against the baseline **{baseline}** on the same task, student and "
@@ -190,7 +172,7 @@ def _markdown(**k: Any) -> str:
         out.append(f"### {t} (main metric: {_mname(main)})\n")
         teach = k["teachers"].get(t) or []
         tdesc = f" The teacher is {teach[0].get('teacher_desc') or teach[0].get('teacher_path')}." if teach else ""
-        out.append(caption(f"{t} dev set, mean ± std over seeds (×100); best = {_selected_where(runs)}, "
+        out.append(caption(f"{t} dev set, mean ± std over seeds (×100); best = {selected_where(runs)}, "
                            f"last = final epoch; Δ best / Δ last = paired-bootstrap δ of the best- / last-epoch "
                            f"{_mname(main)} against {baseline} (* p < 0.05, ** p < 0.01, one-sided, unadjusted)."
                            f"{tdesc}"))

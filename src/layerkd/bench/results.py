@@ -131,17 +131,6 @@ class Run:
         return int(p) if isinstance(p, (int, float)) and p > 0 else None
 
 
-#: ``result["selection"]["split"]`` of a cell whose epoch was chosen off the test set
-SELECTED_OFF_TEST = "validation"
-
-
-def selected_on(run: Run) -> str:
-    """Where the cell's epoch was chosen: ``validation`` (off the test set) or ``test set``."""
-    sel = run.result.get("selection")
-    split = sel.get("split") if isinstance(sel, dict) else None
-    return SELECTED_OFF_TEST if split == SELECTED_OFF_TEST else "test set"
-
-
 def _parse_run(path: Path, data: dict[str, Any]) -> Run:
     cell, result = data.get("cell"), data.get("result")
     if not isinstance(cell, dict) or not isinstance(result, dict):
