@@ -7,10 +7,18 @@ the whole dev split, once on the `[CLS]` vector and once on the masked mean of t
 prints the mean per-dimension standard deviation of the `[CLS]` vectors on dev: a near-zero value
 means the vector is (almost) the same for every input.
 
+`--spread-only` skips the probes (so it also takes regression tasks) and reports, per layer and for
+both poolings, the scale-free spread that L2-normalised layer losses see: the mean cosine
+similarity between the dev inputs' vectors (1 = the same direction for every input) — the check
+that decides which layer vector the v2 suites match (`benchmarks/results/calibration.md`).
+
+    python benchmarks/probe_layers.py --teacher ../layerkd-work/teachers-v2/sts-b --task sts-b \
+        --data-dir ../shared/data/glue --spread-only --out benchmarks/results/spread-sts-b.json
+
     python benchmarks/probe_layers.py --teacher ../layerkd-work/teachers/sst-2 --task sst-2 \
         --data-dir ../shared/data/glue --n-train 2000 --out benchmarks/results/probe-sst-2.json
 
-Classification tasks only. One thread by default (`OMP_NUM_THREADS` / `--threads`).
+Probes: classification tasks only. One thread by default (`OMP_NUM_THREADS` / `--threads`).
 """
 
 from __future__ import annotations
@@ -24,9 +32,9 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from layerkd.data.readers import read_split
+from layerkd.models.load import load_model
 from layerkd.models.pooling import pool_layers
 from layerkd.tasks import get_task
 
@@ -47,6 +55,14 @@ def layer_features(model, tokenizer, examples, max_length: int, batch_size: int 
             cls.setdefault(layer, []).append(by_mode["cls"][:, layer])
             mean.setdefault(layer, []).append(by_mode["mean"][:, layer])
     return ({k: torch.cat(v) for k, v in cls.items()}, {k: torch.cat(v) for k, v in mean.items()})
+
+
+def mean_cosine(x: torch.Tensor) -> float:
+    """Mean cosine similarity over all pairs of distinct rows of ``x`` [N, d] (1 = one direction for all)."""
+    u = torch.nn.functional.normalize(x.double(), dim=-1)
+    n = u.shape[0]
+    total = u.sum(0).pow(2).sum() - n  # Σ_{i≠j} u_i·u_j = ‖Σ u‖² − Σ ‖u_i‖²
+    return (total / (n * (n - 1))).item()
 
 
 def probe(x_train, y_train, x_dev, y_dev, num_labels: int, l2: float = 1e-3, steps: int = 200) -> float:
@@ -78,34 +94,48 @@ def main(argv=None) -> int:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="also write the numbers as JSON here")
+    ap.add_argument("--spread-only", action="store_true",
+                    help="no probes: the mean pairwise cosine of each layer's [CLS] and mean vectors on dev (any task)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    if task.is_regression:
-        print(f"--task {args.task}: probes are for classification tasks", file=sys.stderr)
+    if task.is_regression and not args.spread_only:
+        print(f"--task {args.task}: probes are for classification tasks (--spread-only takes any task)", file=sys.stderr)
         return 2
     start = time.time()
-    tok = AutoTokenizer.from_pretrained(args.teacher)
-    model = AutoModelForSequenceClassification.from_pretrained(args.teacher).eval()
-    train = read_split(task, "train", data_dir=args.data_dir).examples[: args.n_train]
+    loaded = load_model(args.teacher)  # layerkd's loader: v2 (mean-pooled) teachers open without remote code
+    model, tok = loaded.hf.eval(), loaded.tokenizer
     dev = read_split(task, "dev", data_dir=args.data_dir).examples
-    y_train = torch.tensor([int(e.label) for e in train])
-    y_dev = torch.tensor([int(e.label) for e in dev])
-    cls_t, mean_t = layer_features(model, tok, train, args.max_length)
     cls_d, mean_d = layer_features(model, tok, dev, args.max_length)
     rows = []
-    majority = max((y_dev == c).float().mean().item() for c in y_dev.unique())
-    print(f"{task.name}: {len(train)} training rows, {len(dev)} dev rows; majority-class dev accuracy {majority:.4f}")
-    print("layer  cls_acc  mean_acc  cls_std")
-    for layer in sorted(cls_t):
-        row = {
-            "layer": layer,
-            "cls_accuracy": probe(cls_t[layer], y_train, cls_d[layer], y_dev, task.num_labels),
-            "mean_accuracy": probe(mean_t[layer], y_train, mean_d[layer], y_dev, task.num_labels),
-            "cls_std": cls_d[layer].std(0).mean().item(),
-        }
-        rows.append(row)
-        print(f"{layer:>5}  {row['cls_accuracy']:.4f}   {row['mean_accuracy']:.4f}    {row['cls_std']:.4f}", flush=True)
+    if args.spread_only:
+        majority = None
+        print(f"{task.name}: {len(dev)} dev rows; mean pairwise cosine of each layer's vectors")
+        print("layer  cls_cos  mean_cos  cls_std  mean_std")
+        for layer in sorted(cls_d):
+            row = {"layer": layer, "cls_mean_cosine": mean_cosine(cls_d[layer]), "mean_mean_cosine": mean_cosine(mean_d[layer]),
+                   "cls_std": cls_d[layer].std(0).mean().item(), "mean_std": mean_d[layer].std(0).mean().item()}
+            rows.append(row)
+            print(f"{layer:>5}  {row['cls_mean_cosine']:.4f}   {row['mean_mean_cosine']:.4f}   {row['cls_std']:.4f}   "
+                  f"{row['mean_std']:.4f}", flush=True)
+        train = []
+    else:
+        train = read_split(task, "train", data_dir=args.data_dir).examples[: args.n_train]
+        y_train = torch.tensor([int(e.label) for e in train])
+        y_dev = torch.tensor([int(e.label) for e in dev])
+        cls_t, mean_t = layer_features(model, tok, train, args.max_length)
+        majority = max((y_dev == c).float().mean().item() for c in y_dev.unique())
+        print(f"{task.name}: {len(train)} training rows, {len(dev)} dev rows; majority-class dev accuracy {majority:.4f}")
+        print("layer  cls_acc  mean_acc  cls_std")
+        for layer in sorted(cls_t):
+            row = {
+                "layer": layer,
+                "cls_accuracy": probe(cls_t[layer], y_train, cls_d[layer], y_dev, task.num_labels),
+                "mean_accuracy": probe(mean_t[layer], y_train, mean_d[layer], y_dev, task.num_labels),
+                "cls_std": cls_d[layer].std(0).mean().item(),
+            }
+            rows.append(row)
+            print(f"{layer:>5}  {row['cls_accuracy']:.4f}   {row['mean_accuracy']:.4f}    {row['cls_std']:.4f}", flush=True)
     if args.out:
         out = {
             "command": "python benchmarks/probe_layers.py " + " ".join(sys.argv[1:] if argv is None else argv),

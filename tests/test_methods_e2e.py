@@ -20,8 +20,9 @@ from layerkd.stages.evaluate import predict
 
 STUDENT = "config:layers=2,hidden=32,heads=4,intermediate=64"  # random init: agreement starts at chance
 
-METHODS = ["ce", "kd", "pkd", "pkd-last", "tinybert", "ckd", "ckd-po", "alp", "alp-no", "alp-po", "rail", "rail-c",
-           "universal", "universal-losses", "universal+alp", "universal+rail", "universal+pkd", "internal",
+METHODS = ["ce", "kd", "pkd", "pkd-last", "pkd-mean", "tinybert", "ckd", "ckd-po", "alp", "alp-no", "alp-po", "alp-mean", "rail", "rail-c",
+           "universal", "universal-losses", "universal-mean", "universal+alp", "universal+rail", "universal+pkd", "internal",
+           "internal-mean",
            "internal-progressive", "internal-all", "dih", "annealing", "universal-ta"]
 
 # annealing regresses raw logits with a squared error whose gradient is not bounded like KL's: at 5e-3 the

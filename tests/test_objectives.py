@@ -809,6 +809,23 @@ def test_internal_padding_and_single_terms():
     assert_close(value(cos_only, same_width.s, same_width.t, batch(3)), expected_cos)
 
 
+def test_internal_mean_pooling_matches_masked_token_means():
+    """pooling: mean — the cosine term reads each layer's mean over the real tokens (padding left out)."""
+    obj = build("internal", {"kl_weight": 0.0, "pooling": "mean"}, d_s=6, d_t=6)
+    assert obj.needs.teacher_poolings == frozenset({"mean"})
+    q = tok_pair(5, d_s=6, d_t=6)
+
+    def masked_mean(h):
+        return np.stack([h[b, :n].mean(axis=0) for b, n in enumerate(q.lengths)])
+
+    expected = sum(np_cos_loss(masked_mean(q.hs[i]), masked_mean(q.ht[INT_MAP[i]])) for i in (1, 2))
+    assert_close(value(obj, q.s, q.t, batch(3)), expected)
+    cls_value = value(build("internal", {"kl_weight": 0.0}, d_s=6, d_t=6), q.s, q.t, batch(3))
+    assert abs(cls_value - expected) > 1e-3  # the option changes what is matched
+    r = repad(q, np.random.default_rng(3))
+    assert_close(value(obj, r.s, r.t, batch(3)), expected, rtol=1e-6)
+
+
 def test_internal_gradients():
     p = tok_pair(4)
     obj = build("internal")

@@ -36,3 +36,15 @@ def test_regression_task_is_refused_with_exit_code_2(tmp_path, capsys):
     rc = probe_layers.main(["--teacher", str(tmp_path), "--task", "sts-b", "--data-dir", str(tmp_path)])
     assert rc == 2
     assert "classification" in capsys.readouterr().err
+
+
+def test_mean_cosine_against_the_pairwise_loop():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 5, generator=g)
+    u = torch.nn.functional.normalize(x, dim=-1)
+    pairs = [float(u[i] @ u[j]) for i in range(7) for j in range(7) if i != j]
+    assert abs(probe_layers.mean_cosine(x) - sum(pairs) / len(pairs)) < 1e-6
+    # a constant offset with a tiny signal (the bottom [CLS] vectors): the same direction for every input
+    const, _ = _data(scale=1e-3)
+    assert probe_layers.mean_cosine(const) > 0.999
+    assert abs(probe_layers.mean_cosine(torch.randn(2000, 16, generator=g))) < 0.01

@@ -5,8 +5,9 @@ On mapped layers (student i ↔ teacher round(i·n/m), uniform map) two terms:
 * KL between the teacher's and the student's self-attention probabilities, per head and query
   position, over key positions (:func:`attention_kl`; padding masked; averaged over batch, heads
   and real queries) — needs equal head counts and a shared tokenizer;
-* ``1 − cos`` between [CLS] vectors (a trainable Linear takes the student to the teacher's width
-  when they differ).
+* ``1 − cos`` between the layers' [CLS] vectors (``pooling: cls``, the paper's) or their masked token
+  means (``pooling: mean``, for encoders trained with mean pooling, whose lower [CLS] states barely
+  vary); a trainable Linear takes the student to the teacher's width when they differ.
 
 Per layer: ``kl_weight·KL + cos_weight·(1 − cos)``, summed over the active layers.
 
@@ -47,12 +48,13 @@ class InternalOptions(Options):
     advance: Literal["epochs", "plateau"] = "epochs"
     patience: int = Field(1, ge=1)
     min_delta: float = Field(0.01, ge=0)
+    pooling: Literal["cls", "mean"] = Field("cls", description="the layer vector of the cosine term")
 
 
 @register
 class InternalKD(Objective):
     name = "internal"
-    summary = "attention-probability KL per head/query + (1-cos) of [CLS] on mapped layers; all/progressive/stacked schedules"
+    summary = "attention-probability KL per head/query + (1-cos) of [CLS] (or mean) vectors on mapped layers; all/progressive/stacked schedules"
     Options = InternalOptions
     requires_token_alignment = True
 
@@ -86,7 +88,7 @@ class InternalKD(Objective):
         if self.options.kl_weight > 0:
             fields.add("attentions")
         f = frozenset(fields)
-        return Needs(student=f, teacher=f, teacher_poolings=frozenset({"cls"}), token_aligned=self.options.kl_weight > 0,
+        return Needs(student=f, teacher=f, teacher_poolings=frozenset({self.options.pooling}), token_aligned=self.options.kl_weight > 0,
                      same_heads=self.options.kl_weight > 0)
 
     def forward(self, student, teacher, batch) -> torch.Tensor:
@@ -97,8 +99,8 @@ class InternalKD(Objective):
             for i in self.active:
                 total = total + self.options.kl_weight * attention_kl(a_s[i - 1], a_t[self.layer_map[i] - 1], mask)
         if self.options.cos_weight > 0:
-            s = self.proj(student.layer_vectors("cls"))
-            t = teacher.layer_vectors("cls")
+            s = self.proj(student.layer_vectors(self.options.pooling))
+            t = teacher.layer_vectors(self.options.pooling)
             for i in self.active:
                 total = total + self.options.cos_weight * cosine_loss(s[:, i], t[:, self.layer_map[i]])
         return total
