@@ -9,7 +9,8 @@ means the vector is (almost) the same for every input.
 
 `--spread-only` skips the probes (so it also takes regression tasks) and reports, per layer and for
 both poolings, the scale-free spread that L2-normalised layer losses see: the mean cosine
-similarity between the dev inputs' vectors (1 = the same direction for every input) — the check
+similarity between the vectors of the first `--n-train` training inputs (1 = the same direction for
+every input; training rows, so that the choice it informs never looks at the test set) — the check
 that decides which layer vector the v2 suites match (`benchmarks/results/calibration.md`).
 
     python benchmarks/probe_layers.py --teacher ../layerkd-work/teachers-v2/sts-b --task sts-b \
@@ -105,22 +106,22 @@ def main(argv=None) -> int:
     start = time.time()
     loaded = load_model(args.teacher)  # layerkd's loader: v2 (mean-pooled) teachers open without remote code
     model, tok = loaded.hf.eval(), loaded.tokenizer
-    dev = read_split(task, "dev", data_dir=args.data_dir).examples
-    cls_d, mean_d = layer_features(model, tok, dev, args.max_length)
+    train = read_split(task, "train", data_dir=args.data_dir).examples[: args.n_train]
     rows = []
     if args.spread_only:
-        majority = None
-        print(f"{task.name}: {len(dev)} dev rows; mean pairwise cosine of each layer's vectors")
+        dev, majority = [], None
+        cls_t, mean_t = layer_features(model, tok, train, args.max_length)
+        print(f"{task.name}: {len(train)} training rows; mean pairwise cosine of each layer's vectors")
         print("layer  cls_cos  mean_cos  cls_std  mean_std")
-        for layer in sorted(cls_d):
-            row = {"layer": layer, "cls_mean_cosine": mean_cosine(cls_d[layer]), "mean_mean_cosine": mean_cosine(mean_d[layer]),
-                   "cls_std": cls_d[layer].std(0).mean().item(), "mean_std": mean_d[layer].std(0).mean().item()}
+        for layer in sorted(cls_t):
+            row = {"layer": layer, "cls_mean_cosine": mean_cosine(cls_t[layer]), "mean_mean_cosine": mean_cosine(mean_t[layer]),
+                   "cls_std": cls_t[layer].std(0).mean().item(), "mean_std": mean_t[layer].std(0).mean().item()}
             rows.append(row)
             print(f"{layer:>5}  {row['cls_mean_cosine']:.4f}   {row['mean_mean_cosine']:.4f}   {row['cls_std']:.4f}   "
                   f"{row['mean_std']:.4f}", flush=True)
-        train = []
     else:
-        train = read_split(task, "train", data_dir=args.data_dir).examples[: args.n_train]
+        dev = read_split(task, "dev", data_dir=args.data_dir).examples
+        cls_d, mean_d = layer_features(model, tok, dev, args.max_length)
         y_train = torch.tensor([int(e.label) for e in train])
         y_dev = torch.tensor([int(e.label) for e in dev])
         cls_t, mean_t = layer_features(model, tok, train, args.max_length)

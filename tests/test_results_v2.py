@@ -42,6 +42,10 @@ def test_headline_from_report_files(tmp_path):
     cal = tmp_path / "calibration.json"
     cal.write_text(json.dumps({"sts-b": {"teacher": {"test_best": 0.857}, "students": {
         "cut-cls": {"test_best": 0.359, "metric": "pearson"}, "cut-mean": {"test_best": 0.812, "metric": "pearson"}}}}))
+    layers = [{"layer": 1, "cls_mean_cosine": 1.0, "mean_mean_cosine": 0.67},
+              {"layer": 2, "cls_mean_cosine": 0.99981, "mean_mean_cosine": 0.72},
+              {"layer": 3, "cls_mean_cosine": 0.83, "mean_mean_cosine": 0.78}]
+    (tmp_path / "spread-sts-b.json").write_text(json.dumps({"task": "STS-B", "n_train": 2000, "layers": layers}))
     into = tmp_path / "results.md"
     into.write_text("# Results\n\n<!-- v2:begin -->\nSTALE-TEXT\n<!-- v2:end -->\n\n## v1 kept\n")
     _mod().main(["--report", str(report), "--calibration", str(cal), "--into", str(into)])
@@ -53,6 +57,7 @@ def test_headline_from_report_files(tmp_path):
     assert "| paws-wiki | MRPC | L2 | ce | f1 | 50.0 (3/5 ⚠) |" in md
     assert "| kd-methods-vs-ce | no |" in md and "\n# Claims" not in md
     assert "sts-b: teacher 85.7; the same 2-layer cut with a [CLS] head 35.9, with a mean-pooled head 81.2" in md
+    assert "STS-B (2000 training rows): layers 1–2, [CLS] ≥ 0.9998, mean-pooled ≤ 0.72" in md  # layer 3 varies: not listed
 
 
 def test_no_report_yet_says_what_to_run(tmp_path):
