@@ -48,3 +48,19 @@ def test_budget_rows_and_other_metrics(tmp_path):
     assert data["mrpc"]["students"]["cut-mean-lr3e-5-e8"]["test_best"] == 0.845
     assert data["rte"]["students"]["cut-mean"] is None  # not run: listed, never invented
     assert "1 more budgets" in md
+
+
+@pytest.mark.skipif(not (GLUE / "RTE").is_dir(), reason="needs ../shared/data/glue")
+def test_teacher_near_majority_and_skipped_inits_are_said(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    for t in ("rte", "mrpc"):
+        _run(work / "teachers-v2" / t, [0.6, 0.55], {"f1": 0.545}, {"f1": 0.617}, 1)
+        _run(work / "calibration" / f"{t}-cut-mean", [0.5, 0.52], {"f1": 0.53}, {"f1": 0.52}, 2)
+    _run(work / "calibration" / "mrpc-pre-mean", [0.5, 0.52], {"f1": 0.81}, {"f1": 0.80}, 2)
+    _collect().main(["--work", str(work), "--shared", str(REPO.parent / "shared"), "--out", str(out)])
+    md = (out / "calibration.md").read_text()
+    # RTE's majority class scores 52.7 on dev: a teacher at 54.5 is flagged; MRPC's (F1 81.2) even more so
+    assert "Teachers less than 5 points above the majority class: mrpc (test 54.5" in md
+    assert "rte (test 54.5 at the selected epoch, 61.7 at the last; majority class 52.7)" in md
+    assert "Pretrained-init (pre) students not run on rte: the initialisation was chosen on the tasks where both ran (mrpc)." in md

@@ -147,7 +147,7 @@ def _markdown(data: dict) -> str:
             best.append(f"{t}: {k} ({_pct(done[k]['test_best'])}" + (", the majority-class score" if at_majority else "")
                         + f"; {n_var} of {len(VARIANTS)} variants run" + (f", {len(done) - n_var} more budgets" if len(done) > n_var else "")
                         + ")")
-    lines += ["", "Best student variant per task (test at the selected epoch): " + "; ".join(best) + ".",
+    lines += ["", "Best student variant per task (test at the selected epoch): " + "; ".join(best) + ".", *_caveats(data),
               "", "Students: pre = " + INIT["pre"] + "; cut = " + INIT["cut"] + ".",
               "Teacher validation curves: " + "; ".join(
                   f"{t} {' '.join(_pct(v) for v in row['teacher']['val_curve'])}" for t, row in data.items() if row["teacher"]),
@@ -158,6 +158,30 @@ def _markdown(data: dict) -> str:
                   f"{t} {row['teacher']['weights_sha256'][:12]}" for t, row in data.items() if row["teacher"]),
               "", "![validation curves](calibration-curves.png)", ""]
     return "\n".join(lines)
+
+
+#: a teacher less than this far above the majority class (in score units) cannot calibrate a student
+NEAR_MAJORITY = 0.05
+
+
+def _caveats(data: dict) -> list[str]:
+    """Generated lines for what the table alone would let a reader miss."""
+    out = []
+    weak = [f"{t} (test {_pct(r['teacher']['test_best'])} at the selected epoch, {_pct(r['teacher']['test_last'])} at the "
+            f"last; majority class {_pct(r['majority'])})" for t, r in data.items()
+            if r["teacher"] and r["majority"] is not None and r["teacher"]["test_best"] - r["majority"] < NEAR_MAJORITY]
+    if weak:
+        out.append(f"Teachers less than {100 * NEAR_MAJORITY:.0f} points above the majority class: " + "; ".join(weak)
+                   + ". There a student's fraction of the teacher shows nothing, and the task cannot tell methods apart "
+                   "by more than the teacher's own margin.")
+    pre_skipped = [t for t, r in data.items() if not any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
+                   and any(r["students"].get(f"cut-{q}") for _, q in VARIANTS)]
+    both = [t for t, r in data.items() if any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
+            and any(r["students"].get(f"cut-{q}") for _, q in VARIANTS)]
+    if pre_skipped and both:
+        out.append(f"Pretrained-init (pre) students not run on {', '.join(pre_skipped)}: the initialisation was chosen "
+                   f"on the tasks where both ran ({', '.join(both)}).")
+    return out
 
 
 def _figure(data: dict, out: Path) -> None:
