@@ -171,9 +171,10 @@ def _caveats(data: dict) -> list[str]:
             f"last; majority class {_pct(r['majority'])})" for t, r in data.items()
             if r["teacher"] and r["majority"] is not None and r["teacher"]["test_best"] - r["majority"] < NEAR_MAJORITY]
     if weak:
-        out.append(f"Teachers less than {100 * NEAR_MAJORITY:.0f} points above the majority class: " + "; ".join(weak)
-                   + ". There a student's fraction of the teacher shows nothing, and the task cannot tell methods apart "
-                   "by more than the teacher's own margin.")
+        out.append(f"Teachers less than {100 * NEAR_MAJORITY:.0f} points above the majority class on the main metric: "
+                   + "; ".join(weak) + ". There the main metric's fraction of the teacher cannot show that a student "
+                   "learned (read the other test metrics beside it), and no method can beat `ce` by more than the "
+                   "teacher's own margin.")
     pre_skipped = [t for t, r in data.items() if not any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
                    and any(r["students"].get(f"cut-{q}") for _, q in VARIANTS)]
     both = [t for t, r in data.items() if any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
