@@ -64,3 +64,11 @@ def test_teacher_near_majority_and_skipped_inits_are_said(tmp_path):
     assert "Teachers less than 5 points above the majority class on the main metric: mrpc (test 54.5" in md
     assert "rte (test 54.5 at the selected epoch, 61.7 at the last; majority class 52.7)" in md
     assert "Pretrained-init (pre) students not run on rte: the initialisation was chosen on the tasks where both ran (mrpc)." in md
+
+
+def test_a_variant_keeps_its_colour_in_every_panel():
+    data = {"sts-b": {"students": {"pre-cls": {}, "cut-cls": {"x": 1}, "cut-mean": {"x": 1}}},
+            "rte": {"students": {"pre-cls": None, "cut-cls": {"x": 1}, "cut-mean": {"x": 1}, "cut-mean-lr2e-5-e8": {"x": 1}}}}
+    colours = _collect().variant_colours(data)
+    # pre-cls ran nowhere (empty or None): it takes no colour, and cut-cls is the same colour on both panels
+    assert colours == {"cut-cls": 0, "cut-mean": 1, "cut-mean-lr2e-5-e8": 2}

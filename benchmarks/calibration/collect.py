@@ -185,6 +185,12 @@ def _caveats(data: dict) -> list[str]:
     return out
 
 
+def variant_colours(data: dict) -> dict[str, int]:
+    """Variant name -> colour index, the same in every panel (in order of first appearance)."""
+    names = dict.fromkeys(n for row in data.values() for n, s in row["students"].items() if s)
+    return {n: i for i, n in enumerate(names)}
+
+
 def _figure(data: dict, out: Path) -> None:
     try:
         import matplotlib  # noqa: PLC0415
@@ -194,11 +200,14 @@ def _figure(data: dict, out: Path) -> None:
     except ImportError:
         return
     fig, axes = plt.subplots(1, len(data), figsize=(4 * len(data), 3.2), squeeze=False)
+    # one colour per variant across all panels (a per-panel colour cycle would give the same colour to
+    # different variants in panels where some did not run); mean heads solid, [CLS] heads dashed
+    colour = {n: plt.get_cmap("tab10")(i % 10) for n, i in variant_colours(data).items()}
     for ax, (t, row) in zip(axes[0], data.items(), strict=True):
         for name, s in row["students"].items():
             if s:
-                ax.plot(range(1, len(s["val_curve"]) + 1), s["val_curve"], marker="o", ms=3,
-                        ls="-" if name.endswith("mean") else "--", label=name)
+                ax.plot(range(1, len(s["val_curve"]) + 1), s["val_curve"], marker="o", ms=3, color=colour[name],
+                        ls="--" if "-cls" in name else "-", label=name)
         if row["teacher"]:
             ax.axhline(row["teacher"]["val_best"] or row["teacher"]["test_best"], color="k", lw=0.8, label="teacher")
         if row["majority"] is not None:
@@ -206,10 +215,9 @@ def _figure(data: dict, out: Path) -> None:
         ax.set_title(t)
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("validation score")
-    for ax in axes[0]:  # the first panel with lines carries the legend (every panel uses the same styles)
+    for ax in axes[0]:  # every panel its own legend: the variants run differ by task
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-            break
+            ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "calibration-curves.png", dpi=110)
 
