@@ -94,7 +94,11 @@ def headline(summary: list[dict[str, str]], glue: list[dict[str, str]], student:
 
 def rows_metric(rows: list[dict[str, str]], task: str) -> str:
     names = {"accuracy": "acc.", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson", "spearmanr": "Spearman"}
-    m = next(r["main_metric"] for r in rows if r["task"] == task)
+    m = next((r["main_metric"] for r in rows if r["task"] == task and r["main_metric"]), None)
+    if m is None:  # no cell of the task has run yet: the task's own main metric
+        from layerkd.tasks import get_task  # noqa: PLC0415
+
+        m = get_task(task.lower()).main_metric
     return names.get(m, m)
 
 
