@@ -86,6 +86,26 @@ def probe(x_train, y_train, x_dev, y_dev, num_labels: int, l2: float = 1e-3, ste
         return (lin(xd).argmax(-1) == y_dev).float().mean().item()
 
 
+def spread_rows(model, tok, examples, max_length: int) -> list[dict]:
+    """Per layer: mean pairwise cosine and mean per-dimension std of the [CLS] and the mean vectors."""
+    cls, mean = layer_features(model, tok, examples, max_length)
+    return [{"layer": k, "cls_mean_cosine": mean_cosine(cls[k]), "mean_mean_cosine": mean_cosine(mean[k]),
+             "cls_std": cls[k].std(0).mean().item(), "mean_std": mean[k].std(0).mean().item()} for k in sorted(cls)]
+
+
+def probe_rows(model, tok, train, dev, num_labels: int, max_length: int) -> tuple[list[dict], float]:
+    """Per layer: dev accuracy of a probe on the [CLS] and on the mean vectors; and the majority-class accuracy."""
+    cls_t, mean_t = layer_features(model, tok, train, max_length)
+    cls_d, mean_d = layer_features(model, tok, dev, max_length)
+    y_train = torch.tensor([int(e.label) for e in train])
+    y_dev = torch.tensor([int(e.label) for e in dev])
+    rows = [{"layer": k,
+             "cls_accuracy": probe(cls_t[k], y_train, cls_d[k], y_dev, num_labels),
+             "mean_accuracy": probe(mean_t[k], y_train, mean_d[k], y_dev, num_labels),
+             "cls_std": cls_d[k].std(0).mean().item()} for k in sorted(cls_t)]
+    return rows, max((y_dev == c).float().mean().item() for c in y_dev.unique())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True, help="a fine-tuned Hugging Face encoder folder")
@@ -96,7 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="also write the numbers as JSON here")
     ap.add_argument("--spread-only", action="store_true",
-                    help="no probes: the mean pairwise cosine of each layer's [CLS] and mean vectors on dev (any task)")
+                    help="no probes: the mean pairwise cosine of each layer's [CLS] and mean vectors over the first "
+                         "--n-train training rows (any task)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
@@ -107,36 +128,21 @@ def main(argv=None) -> int:
     loaded = load_model(args.teacher)  # layerkd's loader: v2 (mean-pooled) teachers open without remote code
     model, tok = loaded.hf.eval(), loaded.tokenizer
     train = read_split(task, "train", data_dir=args.data_dir).examples[: args.n_train]
-    rows = []
     if args.spread_only:
         dev, majority = [], None
-        cls_t, mean_t = layer_features(model, tok, train, args.max_length)
+        rows = spread_rows(model, tok, train, args.max_length)
         print(f"{task.name}: {len(train)} training rows; mean pairwise cosine of each layer's vectors")
         print("layer  cls_cos  mean_cos  cls_std  mean_std")
-        for layer in sorted(cls_t):
-            row = {"layer": layer, "cls_mean_cosine": mean_cosine(cls_t[layer]), "mean_mean_cosine": mean_cosine(mean_t[layer]),
-                   "cls_std": cls_t[layer].std(0).mean().item(), "mean_std": mean_t[layer].std(0).mean().item()}
-            rows.append(row)
-            print(f"{layer:>5}  {row['cls_mean_cosine']:.4f}   {row['mean_mean_cosine']:.4f}   {row['cls_std']:.4f}   "
-                  f"{row['mean_std']:.4f}", flush=True)
+        for r in rows:
+            print(f"{r['layer']:>5}  {r['cls_mean_cosine']:.4f}   {r['mean_mean_cosine']:.4f}   {r['cls_std']:.4f}   "
+                  f"{r['mean_std']:.4f}")
     else:
         dev = read_split(task, "dev", data_dir=args.data_dir).examples
-        cls_d, mean_d = layer_features(model, tok, dev, args.max_length)
-        y_train = torch.tensor([int(e.label) for e in train])
-        y_dev = torch.tensor([int(e.label) for e in dev])
-        cls_t, mean_t = layer_features(model, tok, train, args.max_length)
-        majority = max((y_dev == c).float().mean().item() for c in y_dev.unique())
+        rows, majority = probe_rows(model, tok, train, dev, task.num_labels, args.max_length)
         print(f"{task.name}: {len(train)} training rows, {len(dev)} dev rows; majority-class dev accuracy {majority:.4f}")
         print("layer  cls_acc  mean_acc  cls_std")
-        for layer in sorted(cls_t):
-            row = {
-                "layer": layer,
-                "cls_accuracy": probe(cls_t[layer], y_train, cls_d[layer], y_dev, task.num_labels),
-                "mean_accuracy": probe(mean_t[layer], y_train, mean_d[layer], y_dev, task.num_labels),
-                "cls_std": cls_d[layer].std(0).mean().item(),
-            }
-            rows.append(row)
-            print(f"{layer:>5}  {row['cls_accuracy']:.4f}   {row['mean_accuracy']:.4f}    {row['cls_std']:.4f}", flush=True)
+        for r in rows:
+            print(f"{r['layer']:>5}  {r['cls_accuracy']:.4f}   {r['mean_accuracy']:.4f}    {r['cls_std']:.4f}")
     if args.out:
         out = {
             "command": "python benchmarks/probe_layers.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -93,13 +93,11 @@ def headline(summary: list[dict[str, str]], glue: list[dict[str, str]], student:
 
 
 def rows_metric(rows: list[dict[str, str]], task: str) -> str:
-    names = {"accuracy": "acc.", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson", "spearmanr": "Spearman"}
-    m = next((r["main_metric"] for r in rows if r["task"] == task and r["main_metric"]), None)
-    if m is None:  # no cell of the task has run yet: the task's own main metric
-        from layerkd.tasks import get_task  # noqa: PLC0415
+    from layerkd.bench.results import _mname  # noqa: PLC0415  (the report's own metric names)
+    from layerkd.tasks import get_task  # noqa: PLC0415
 
-        m = get_task(task.lower()).main_metric
-    return names.get(m, m)
+    m = next((r["main_metric"] for r in rows if r["task"] == task and r["main_metric"]), None)
+    return _mname(m or get_task(task.lower()).main_metric)  # no cell run yet: the task's own main metric
 
 
 def _pct(x: float | None) -> str:
@@ -137,12 +135,16 @@ def what_changed(cal: dict | None) -> str:
             + ".")
 
 
+#: a layer whose [CLS] vectors have a mean pairwise cosine above this points one way for every input
+SAME_DIRECTION = 0.999
+
+
 def layer_vectors_note(spreads: list[Path]) -> str:
     """Why the v2 methods match mean-pooled layer vectors, with the numbers of probe_layers.py --spread-only."""
     found = []
     for f in sorted(spreads):
         d = json.loads(f.read_text())
-        flat = [r for r in d["layers"] if r["cls_mean_cosine"] > 0.999]
+        flat = [r for r in d["layers"] if r["cls_mean_cosine"] > SAME_DIRECTION]
         if flat:
             lo = min(r["cls_mean_cosine"] for r in flat)
             mean_hi = max(r["mean_mean_cosine"] for r in flat)

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from layerkd.bench.suite import load_suite
-from layerkd.config import RunConfig
-from layerkd.methods import resolve_method
+from layerkd.stages.distill import resolve_recipe
 
 SUITES = Path(__file__).resolve().parents[1] / "configs" / "suites"
 V2 = ("ild-v2", "ood-v2", "pretrained-student-v2")
@@ -23,18 +22,13 @@ def test_ood_v2_cells_are_ild_v2_mrpc_cells(tmp_path):
     assert len(ood) == 40 and ood == ild  # editing one file without the other would run 40 more cells
 
 
-def _objectives(cfg: RunConfig):
-    recipe = cfg.recipe if cfg.recipe is not None else resolve_method(cfg.method).recipe
-    return recipe.objectives
-
-
 @pytest.mark.parametrize("name", V2)
 def test_v2_layer_vectors_and_heads_are_mean_pooled(name, tmp_path):
     """On MiniLM teachers the lower [CLS] vectors are one direction for every input: no v2 cell may match them."""
     layer_objectives = {"pkd", "alp", "ckd", "rail", "universal", "internal"}
     seen = set()
     for c in _load(name, tmp_path).cells:
-        for o in _objectives(c.config):
+        for o in resolve_recipe(c.config).recipe.objectives:
             if o.name in layer_objectives:
                 seen.add(o.name)
                 assert o.options.get("pooling") == "mean", f"{name}: {c.method} {o.name} pooling {o.options.get('pooling')}"

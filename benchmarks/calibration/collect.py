@@ -175,10 +175,11 @@ def _caveats(data: dict) -> list[str]:
                    + "; ".join(weak) + ". There the main metric's fraction of the teacher cannot show that a student "
                    "learned (read the other test metrics beside it), and no method can beat `ce` by more than the "
                    "teacher's own margin.")
-    pre_skipped = [t for t, r in data.items() if not any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
-                   and any(r["students"].get(f"cut-{q}") for _, q in VARIANTS)]
-    both = [t for t, r in data.items() if any(r["students"].get(f"pre-{q}") for _, q in VARIANTS)
-            and any(r["students"].get(f"cut-{q}") for _, q in VARIANTS)]
+    def ran(row: dict, init: str) -> bool:
+        return any(row["students"].get(f"{init}-{q}") for _, q in VARIANTS)
+
+    pre_skipped = [t for t, r in data.items() if ran(r, "cut") and not ran(r, "pre")]
+    both = [t for t, r in data.items() if ran(r, "cut") and ran(r, "pre")]
     if pre_skipped and both:
         out.append(f"Pretrained-init (pre) students not run on {', '.join(pre_skipped)}: the initialisation was chosen "
                    f"on the tasks where both ran ({', '.join(both)}).")
