@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import zlib
@@ -27,10 +26,9 @@ from layerkd.bench.stats import holm
 from layerkd.bench.suite import load_suite
 from layerkd.errors import ConfigError
 from layerkd.metrics import compute_metrics
+from scripts import load_script
 
-_spec = importlib.util.spec_from_file_location("bench_synthetic", Path(__file__).parent / "fixtures" / "bench" / "synthetic.py")
-synthetic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(synthetic)
+synthetic = load_script("tests/fixtures/bench/synthetic.py", "bench_synthetic")
 
 
 # ---------------------------------------------------------------------------------------------- suite families

@@ -3,21 +3,19 @@ including the extra budgets of ``run.sh budget TASK LR EPOCHS`` and the task's o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 GLUE = REPO.parent / "shared" / "data" / "glue"
 
 
 def _collect():
-    spec = importlib.util.spec_from_file_location("calibration_collect", REPO / "benchmarks" / "calibration" / "collect.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/calibration/collect.py", "calibration_collect")
 
 
 def _run(path: Path, curve: list[float], best: dict, last: dict, best_epoch: int) -> None:

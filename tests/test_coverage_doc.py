@@ -3,19 +3,16 @@ committed file covers the matrix as it is defined now (regenerate with benchmark
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from families import FAMILIES
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _renderer():
-    spec = importlib.util.spec_from_file_location("coverage_render", REPO / "benchmarks" / "coverage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/coverage.py", "coverage_render")
 
 
 def _case(section, row, column, status, reason=""):

@@ -4,18 +4,13 @@ its recorded dev metric and size on disk."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("inference_bench", REPO / "benchmarks" / "inference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/inference.py", "inference_bench")
 
 
 def test_inference_smoke_measures_every_kind_with_its_metric_and_size(tmp_path):

@@ -1,14 +1,11 @@
 """benchmarks/probe_layers.py: the independent linear probe used to check the teacher heads."""
 
-import importlib.util
-from pathlib import Path
 
 import torch
 
-_spec = importlib.util.spec_from_file_location(
-    "probe_layers", Path(__file__).resolve().parents[1] / "benchmarks" / "probe_layers.py")
-probe_layers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(probe_layers)
+from scripts import load_script
+
+probe_layers = load_script("benchmarks/probe_layers.py")
 
 
 def _data(scale: float, n: int = 200, seed: int = 0):

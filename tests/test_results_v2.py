@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scripts import load_script
 
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("results_v2", REPO / "benchmarks" / "results_v2.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/results_v2.py")
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -4,20 +4,18 @@ shapes and toy data, in-process; and the collected sections merged into a speed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
     sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"benchmarks/{name}.py", f"bench_{name}")
 
 
 def test_speed_smoke_paper_rows_levers_bounds_and_targets(tmp_path):
