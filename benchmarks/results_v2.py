@@ -159,7 +159,28 @@ def layer_vectors_note(spreads: list[Path]) -> str:
             "one constant vector.")
 
 
-def section(report: Path, calibration: Path, spreads: list[Path] | None = None) -> str:
+def internal_note(terms: Path) -> str:
+    """What lowers the ``internal`` row, from diagnostic_terms.py's decomposition (empty until it has run)."""
+    if not terms.exists():
+        return ""
+    d = json.loads(terms.read_text())
+    need = ("kd", "stacked", "stacked-cos", "stacked-att", "none-cos", "none-att")
+    if any(d.get(v) is None for v in need):
+        return ""
+    t = {v: _pct(d[v]["test_best"]) for v in need}
+    return ("### Reading the `internal` row\n\n"
+            "Aguilar et al.'s method has two terms: a KL between attention maps and a cosine between layer vectors. On a "
+            f"small STS-B run ({d['kd']['train_rows']:,} training rows, {d['kd']['epochs']} epochs, seed 1; "
+            "`benchmarks/results/diagnostics/internal-terms.md`) "
+            f"the test Pearson is {t['kd']} with `kd` alone and {t['stacked']} with `internal-mean` as declared. "
+            f"The stages with the attention KL alone give {t['stacked-att']}, with the cosine term alone {t['stacked-cos']}. "
+            f"Beside `ce + kd` from the first step, the attention KL gives {t['none-att']} and the cosine term {t['none-cos']}. "
+            "So the attention KL (student layers 1, 2 matched to the teacher's layers 3, 6) is what lowers this student; "
+            "the head-less stages cost more on top. The attention maps are the student's own softmax: its attention "
+            "dropout is off whenever a recipe matches attention maps (docs/methods.md §3.9).\n")
+
+
+def section(report: Path, calibration: Path, spreads: list[Path] | None = None, terms: Path | None = None) -> str:
     parts = ["## v2: the calibrated setting (headline)", ""]
     cal = json.loads(calibration.read_text()) if calibration.exists() else None
     summary_f = report / "summary.csv"
@@ -186,6 +207,9 @@ def section(report: Path, calibration: Path, spreads: list[Path] | None = None) 
         else:
             parts += ["No claims table yet (`claims.md` is written by `layerkd report --suite …`).", ""]
     parts += ["### What changed and why", "", what_changed(cal) + layer_vectors_note(spreads or []), ""]
+    note = internal_note(terms) if terms else ""
+    if note:
+        parts += [note]
     return "\n".join(parts)
 
 
@@ -194,9 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "report-v2"))
     ap.add_argument("--calibration", default=str(REPO / "benchmarks" / "results" / "calibration.json"))
     ap.add_argument("--into", default=str(REPO / "docs" / "results.md"))
+    ap.add_argument("--terms", default=str(REPO / "benchmarks" / "results" / "diagnostics" / "internal-terms.json"))
     a = ap.parse_args(argv)
     spreads = sorted(Path(a.calibration).parent.glob("spread-*.json"))
-    merge_section(Path(a.into), "v2", section(Path(a.report), Path(a.calibration), spreads))
+    merge_section(Path(a.into), "v2", section(Path(a.report), Path(a.calibration), spreads, Path(a.terms)))
     print(f"wrote {a.into}")
 
 

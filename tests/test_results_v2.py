@@ -43,10 +43,17 @@ def test_headline_from_report_files(tmp_path):
               {"layer": 2, "cls_mean_cosine": 0.99981, "mean_mean_cosine": 0.72},
               {"layer": 3, "cls_mean_cosine": 0.83, "mean_mean_cosine": 0.78}]
     (tmp_path / "spread-sts-b.json").write_text(json.dumps({"task": "STS-B", "n_train": 2000, "layers": layers}))
+    terms = {v: {"test_best": x, "train_rows": 1600, "epochs": 6} for v, x in [("kd", 0.732), ("stacked", 0.192), ("stacked-cos", 0.54), ("stacked-att", 0.178),
+                                                 ("none", 0.386), ("none-att", 0.36), ("none-cos", 0.69)]}
+    (tmp_path / "internal-terms.json").write_text(json.dumps(terms))
     into = tmp_path / "results.md"
     into.write_text("# Results\n\n<!-- v2:begin -->\nSTALE-TEXT\n<!-- v2:end -->\n\n## v1 kept\n")
-    _mod().main(["--report", str(report), "--calibration", str(cal), "--into", str(into)])
+    _mod().main(["--report", str(report), "--calibration", str(cal), "--into", str(into),
+                 "--terms", str(tmp_path / "internal-terms.json")])
     md = into.read_text()
+    assert "(1,600 training rows, 6 epochs, seed 1;" in md
+    assert "`kd` alone and 19.2 with `internal-mean` as declared" in md
+    assert "the attention KL gives 36.0 and the cosine term 69.0" in md
     assert md.startswith("# Results\n\n<!-- v2:begin -->") and md.rstrip().endswith("## v1 kept") and "STALE-TEXT" not in md
     assert "| method | MRPC (F1) | CoLA (MCC) | STS-B (Pearson) | GLUE avg. | / teacher |" in md
     assert "| teacher | 86.0 | missing | 85.7 | – | |" in md
@@ -60,7 +67,9 @@ def test_headline_from_report_files(tmp_path):
 def test_no_report_yet_says_what_to_run(tmp_path):
     into = tmp_path / "results.md"
     into.write_text("# Results\n")
-    _mod().main(["--report", str(tmp_path / "none"), "--calibration", str(tmp_path / "none.json"), "--into", str(into)])
+    _mod().main(["--report", str(tmp_path / "none"), "--calibration", str(tmp_path / "none.json"), "--into", str(into),
+                 "--terms", str(tmp_path / "none-terms.json")])
     md = into.read_text()
+    assert "Reading the `internal` row" not in md  # no decomposition run: no note
     assert "No v2 report yet" in md and "layerkd report benchmarks/results/cells-v2" in md
     assert "calibration.json not found" in md

@@ -25,7 +25,8 @@ SHARED_EPOCHS = {"sst-2": 4}  # run.sh SEPOCHS: 8 epochs unless listed
 INIT = {"pre": "pretrained encoder, bottom 2 blocks", "cut": "cut from the fine-tuned teacher (bottom:2)"}
 
 
-def _read(run: Path) -> dict | None:
+def read_run(run: Path) -> dict | None:
+    """One run folder's results.json: test scores (selected and last epoch) and the validation curve; None if absent."""
     f = run / "results.json"
     if not f.exists():
         return None
@@ -73,13 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     from layerkd.bench.suite import teacher_hash  # noqa: PLC0415
 
     for t in TASKS:
-        row = {"teacher": _read(work / "teachers-v2" / t), "majority": _majority(t, glue), "students": {}}
+        row = {"teacher": read_run(work / "teachers-v2" / t), "majority": _majority(t, glue), "students": {}}
         if row["teacher"]:  # so a rerun of the (deterministic) fine-tune can be checked bit for bit
             row["teacher"]["weights_sha256"] = teacher_hash(str(work / "teachers-v2" / t))
         for init, pool in VARIANTS:
-            row["students"][f"{init}-{pool}"] = _read(work / "calibration" / f"{t}-{init}-{pool}")
+            row["students"][f"{init}-{pool}"] = read_run(work / "calibration" / f"{t}-{init}-{pool}")
         for run in sorted((work / "calibration").glob(f"{t}-cut-mean-lr*-e*")):  # run.sh budget TASK LR EPOCHS
-            row["students"][run.name[len(t) + 1:]] = _read(run)
+            row["students"][run.name[len(t) + 1:]] = read_run(run)
         data[t] = row
     (out / "calibration.json").write_text(json.dumps(data, indent=1, allow_nan=False, default=lambda x: None) + "\n")
     _figure(data, out)
