@@ -176,6 +176,25 @@ def test_cells_of_another_config_do_not_enter_the_claims(tmp_path, declared):
     assert t["seeds"] == "2 3"  # seed 1 of kd has another key: not the declared cell
 
 
+def test_a_claim_on_fewer_seeds_than_declared_is_pending_not_decided(tmp_path, declared):
+    _, suite = declared
+    res = tmp_path / "res"
+    _results(res, suite, {"ce": 0.60, "kd": 0.62, "alp": 0.95}, seeds=(1, 2))
+    runs, _, _ = load_results(res)
+    fam = [f for f in families_of(suite) if f.name == "main"]
+    tests = claim_tests(fam, runs, n_boot=500, seed=0)
+    alp_ce = tests[1]
+    assert (alp_ce["method"], alp_ce["baseline"], alp_ce["n_seeds"], alp_ce["declared_seeds"]) == ("alp", "ce", 2, 3)
+    assert alp_ce["p_value"] < 0.05 and alp_ce["delta"] > 0  # interim evidence is shown ...
+    assert alp_ce["holds"] == "pending" and math.isnan(alp_ce["p_holm"])  # ... but not decided
+    assert "interim: 2 of 3 declared seeds" in alp_ce["note"]
+    assert "| pending (2/3) |" in claims_markdown(tests, 500, 0)
+    # every declared seed run: the same comparison is decided
+    _results(res, suite, {"ce": 0.60, "kd": 0.62, "alp": 0.95}, seeds=(3,))
+    runs, _, _ = load_results(res)
+    assert claim_tests(fam, runs, n_boot=500, seed=0)[1]["holds"] == "yes"
+
+
 def test_report_writes_the_claims_files_and_the_cli_reads_the_families(tmp_path, declared, capsys):
     p, suite = declared
     res = tmp_path / "res"
@@ -194,7 +213,7 @@ def test_report_writes_the_claims_files_and_the_cli_reads_the_families(tmp_path,
     assert "| s/worse | ce < alp | STS-B |" in md and "† some or all cells chose their epoch on the test set" in md
     assert "Generated" not in md  # no timestamp: regenerating unchanged results gives the same file
     report = (out / "report.md").read_text()
-    assert "## Declared claims" in report and "5 declared test(s), 4 run, 3 hold" in report
+    assert "## Declared claims" in report and "5 declared test(s), 4 run (0 pending their declared seeds), 3 hold" in report
     # the significance tests are two-level by default, one-level with --bootstrap examples
     two = _csv(out / "significance.csv")
     assert all(r["test"].startswith("two-level") for r in two)

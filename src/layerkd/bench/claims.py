@@ -9,6 +9,12 @@ same draws for both methods), one-sided as the family declares. Holm's adjustmen
 every test the family declares; a test that cannot run (cells missing, one seed) counts as p = 1
 there, so a family's size is fixed by its declaration, not by what has finished.
 
+**Interim tests.** A test whose two methods have fewer paired seeds than the suite declares is
+*pending*: its δ, interval and raw p are shown, but it enters Holm's adjustment as p = 1 and is not
+decided (``holds`` = ``pending``). Deciding on the seeds that happen to have finished would be
+optional stopping: looking after every seed and stopping at the first p < 0.05 inflates the error
+rate. A claim is decided once, on the declared seeds.
+
 **The rule**: a claim *holds* when its Holm-adjusted p is below :data:`HOLDS_ALPHA` (0.05). That
 is the only rule: ``claims.md`` (a markdown fragment with no timestamp, for docs/results.md to
 include verbatim) and ``claims.csv`` are generated, never edited by hand.
@@ -43,7 +49,7 @@ PRIMARY = "best"
 HOLDS_ALPHA = 0.05
 
 COLUMNS = ["suite", "family", "alternative", "eval_set", "task", "student", "method", "baseline", "metric", "selection",
-           "n_seeds", "seeds", "n_examples", "method_score", "baseline_score", "delta", "ci_low", "ci_high", "p_value",
+           "n_seeds", "seeds", "declared_seeds", "n_examples", "method_score", "baseline_score", "delta", "ci_low", "ci_high", "p_value",
            "p_holm", "holds", "family_size", "n_boot", "boot_seed", "test", "note"]
 
 _RELATION = {"greater": ">", "less": "<", "two-sided": "≠"}
@@ -91,7 +97,9 @@ def _test(fam: DeclaredFamily, runs: dict[tuple, Run], ev: str, task: str, stude
     ra = [r for (t, s, m, _), r in runs.items() if (t, s, m) == (task, student, a)]
     rb = [r for (t, s, m, _), r in runs.items() if (t, s, m) == (task, student, b)]
     metric = (ra or rb)[0].task.main_metric if ra or rb else ""
-    rec: dict[str, Any] = {"suite": fam.suite, "family": fam.name, "alternative": fam.alternative, "eval_set": ev,
+    declared = {x for (t, s, m, x) in fam.cells if (t, s, m) == (task, student, a)} & {
+        x for (t, s, m, x) in fam.cells if (t, s, m) == (task, student, b)}
+    rec: dict[str, Any] = {"declared_seeds": len(declared),"suite": fam.suite, "family": fam.name, "alternative": fam.alternative, "eval_set": ev,
                            "task": task, "student": student, "method": a, "baseline": b, "metric": metric,
                            "selection": _selection(ra + rb), "n_boot": n_boot, "boot_seed": seed, "test": TWO_LEVEL_TEST_NAME,
                            "n_seeds": 0, "seeds": "", "n_examples": 0}
@@ -112,7 +120,15 @@ def _test(fam: DeclaredFamily, runs: dict[tuple, Run], ev: str, task: str, stude
                ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value)
     if res.n_seeds < 2:
         rec["note"] = "; ".join(x for x in (note, "one seed: no p (seed variance not estimable)") if x)
+    elif pending(rec):
+        rec["note"] = "; ".join(x for x in (note, f"interim: {res.n_seeds} of {len(declared)} declared seeds, decided "
+                                                  "when all have run") if x)
     return rec
+
+
+def pending(rec: dict[str, Any]) -> bool:
+    """A test that ran on fewer paired seeds than the suite declares: shown, not decided."""
+    return 0 < rec["n_seeds"] < rec.get("declared_seeds", 0)
 
 
 def claim_tests(families: list[DeclaredFamily], runs: list[Run], n_boot: int, seed: int) -> list[dict[str, Any]]:
@@ -123,12 +139,13 @@ def claim_tests(families: list[DeclaredFamily], runs: list[Run], n_boot: int, se
                 if r.identity in fam.cells and fam.cells[r.identity] in ("", r.key)}
         recs = [_test(fam, mine, ev, t, s, a, b, n_boot, seed)
                 for ev in fam.eval_sets for t in fam.tasks for s in fam.students for a, b in fam.pairs]
-        # the declared family size counts: a test that could not run enters the adjustment as p = 1
-        adjusted = holm([1.0 if _nan(r["p_value"]) else r["p_value"] for r in recs])
+        # the declared family size counts: a test that could not run, or has not all its seeds, enters as p = 1
+        adjusted = holm([1.0 if _nan(r["p_value"]) or pending(r) else r["p_value"] for r in recs])
         for r, p in zip(recs, adjusted, strict=True):
             r["family_size"] = len(recs)
-            r["p_holm"] = float("nan") if _nan(r["p_value"]) else p
-            r["holds"] = "n/a" if _nan(r["p_holm"]) else ("yes" if r["p_holm"] < HOLDS_ALPHA else "no")
+            r["p_holm"] = float("nan") if _nan(r["p_value"]) or pending(r) else p
+            r["holds"] = ("pending" if pending(r) else "n/a" if _nan(r["p_holm"])
+                          else "yes" if r["p_holm"] < HOLDS_ALPHA else "no")
         out += recs
     return out
 
@@ -137,7 +154,8 @@ def claims_markdown(tests: list[dict[str, Any]], n_boot: int, seed: int) -> str:
     """claims.md: the rule, then one table row per declared test (no timestamp: stable when unchanged)."""
     lines = ["<!-- generated by `layerkd report` from the suite files' `comparisons:`; do not edit by hand -->", "",
              f"A claim **holds** when its Holm-adjusted p < {HOLDS_ALPHA:g} (Holm within each declared family; a "
-             "test that could not run counts as p = 1). Test: two-level paired bootstrap over training seeds and "
+             "test that could not run counts as p = 1). A test on fewer seeds than the suite declares is "
+             "**pending**: shown, counted as p = 1, decided only when every declared seed has run. Test: two-level paired bootstrap over training seeds and "
              f"test examples ({n_boot} resamples, generator seed {seed}), one-sided as declared, on the primary "
              "score (the test metric at the epoch selected on the validation split); δ = mean over seeds of method − baseline (×100 "
              "for scores in [0, 1]), 95 % percentile interval.", ""]
@@ -151,7 +169,8 @@ def claims_markdown(tests: list[dict[str, Any]], n_boot: int, seed: int) -> str:
                      t["task"] + ("" if t["eval_set"] == "dev" else f" → {t['eval_set']}"), t["student"],
                      _mname(m) + mark if m else "—", t["seeds"] or "—",
                      f"{_fmt(t['method_score'], m)} vs {_fmt(t['baseline_score'], m)}",
-                     f"{_fmt(t['delta'], m, True)}{ci}", fmt_p(t["p_value"]), fmt_p(t["p_holm"]), t["holds"]])
+                     f"{_fmt(t['delta'], m, True)}{ci}", fmt_p(t["p_value"]), fmt_p(t["p_holm"]),
+                     f"pending ({t['n_seeds']}/{t['declared_seeds']})" if t["holds"] == "pending" else t["holds"]])
     lines.append(_md_table(["family", "claim", "task", "student", "metric", "seeds", "method vs baseline",
                             "δ [95 % CI]", "p", "p Holm", "holds"], body, "lllll" + "r" * 5 + "c"))
     if on_test:
@@ -168,5 +187,7 @@ def claims_summary(tests: list[dict[str, Any]]) -> str:
     """One line for report.md."""
     held = sum(t["holds"] == "yes" for t in tests)
     ran = sum(not math.isnan(t["p_value"]) for t in tests)
-    return (f"## Declared claims\n\n{len(tests)} declared test(s), {ran} run, {held} hold (Holm-adjusted p < "
+    waiting = sum(t["holds"] == "pending" for t in tests)
+    return (f"## Declared claims\n\n{len(tests)} declared test(s), {ran} run ({waiting} pending their declared seeds), "
+            f"{held} hold (Holm-adjusted p < "
             f"{HOLDS_ALPHA:g}, primary score): see `claims.md` and `claims.csv`.\n")
