@@ -43,7 +43,7 @@ def test_table_reads_the_runs_and_marks_missing_ones(tmp_path):
     history = [{"epoch": i + 1, "end_of_epoch": True, "pearson": v} for i, v in enumerate([0.31, 0.62, 0.77])]
     (run / "results.json").write_text(json.dumps({
         "main_metric": "pearson", "best": {"pearson": 0.732}, "last": {"pearson": 0.731}, "best_epoch": 3,
-        "epochs_run": 3, "history": history, "selection": {"split": "validation", "best": {"pearson": 0.77}}}))
+        "epochs_run": 3, "history": history, "train_rows": 1600, "selection": {"split": "validation", "best": {"pearson": 0.77}}}))
     (run / "log.jsonl").write_text("\n".join(json.dumps(e) for e in [
         {"event": "start"}, {"event": "train", "step": 20, "term/internal": 2.61, "loss": 2.61},
         {"event": "train", "step": 40, "term/ce": 0.5, "loss": 0.5}, {"event": "train", "step": 60, "term/internal": 1.87}]))
@@ -51,6 +51,7 @@ def test_table_reads_the_runs_and_marks_missing_ones(tmp_path):
     out.mkdir()
     _terms().main(["--runs", str(tmp_path), "--out", str(out)])
     md = (out / "internal-terms.md").read_text()
+    assert "1,600 training rows" in md
     assert "| kd | 31.0 | 62.0 | 77.0 | 73.2 | 73.1 | 2.61 → 1.87 |" in md
     assert "| stacked | – | – | – | – | – | – |" in md  # not run: shown as missing, never invented
     assert json.loads((out / "internal-terms.json").read_text())["stacked"] is None
