@@ -73,6 +73,29 @@ def test_bootstrap_p_value_and_holm_by_hand():
     assert math.isnan(holm([float("nan"), 0.2])[0]) and holm([float("nan"), 0.2])[1] == pytest.approx(0.2)
 
 
+def _holm_by_closed_testing(p):
+    """Holm as closed testing with Bonferroni local tests: p̃_i = max over S ∋ i of |S|·min_{j∈S} p_j."""
+    from itertools import combinations
+    m = len(p)
+    return [max(min(1.0, len(S) * min(p[j] for j in S))
+                for k in range(1, m + 1) for S in combinations(range(m), k) if i in S) for i in range(m)]
+
+
+def test_a_claim_that_holds_while_others_are_pending_still_holds_once_they_are_decided():
+    # Pending and n/a tests enter Holm as p = 1. Holm is monotone: when they are decided their p can
+    # only fall, and no adjusted p of another test may rise, so a "holds" is final (docs/bench.md).
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        m = int(rng.integers(2, 7))
+        p = rng.uniform(0, 0.1, m) ** rng.uniform(0.5, 3)
+        pending = rng.random(m) < 0.5
+        before = holm(np.where(pending, 1.0, p))
+        after = holm(p)
+        assert before == pytest.approx(_holm_by_closed_testing(np.where(pending, 1.0, p).tolist()))
+        assert after == pytest.approx(_holm_by_closed_testing(p.tolist()))
+        for i in np.flatnonzero(~pending):
+            assert after[i] <= before[i] + 1e-12
+
 def test_paired_bootstrap_identical_systems():
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 2, 100)
