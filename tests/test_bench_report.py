@@ -96,6 +96,7 @@ def test_a_claim_that_holds_while_others_are_pending_still_holds_once_they_are_d
         for i in np.flatnonzero(~pending):
             assert after[i] <= before[i] + 1e-12
 
+
 def test_paired_bootstrap_identical_systems():
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 2, 100)
