@@ -142,6 +142,19 @@ def test_claims_are_holm_adjusted_within_each_declared_family(tmp_path, declared
     assert worse[1]["holds"] == "n/a" and math.isnan(worse[1]["p_value"]) and "no results" in worse[1]["note"]
 
 
+def test_tests_that_cannot_run_are_noted_once_per_group_not_once_per_test(tmp_path, declared):
+    _, suite = declared
+    res = tmp_path / "res"
+    _results(res, suite, {"ce": 0.60}, seeds=(1, 2))  # kd and alp have no cells; ce on 2 of 3 seeds
+    runs, _, _ = load_results(res)
+    tests = claim_tests(families_of(suite), runs, n_boot=200, seed=0)
+    assert sum("no results" in t["note"] for t in tests) == 5  # claims.csv keeps one note per test
+    notes = claims_markdown(tests, 200, 0).split("Notes:\n")[1].splitlines()
+    assert notes == ["- s/main MRPC L2 dev: 3 test(s) n/a, no results for kd, alp",
+                     "- s/worse MRPC L2 dev: 1 test(s) n/a, no results for alp",
+                     "- s/worse STS-B L2 dev: 1 test(s) n/a, no results for ce"]
+
+
 def test_the_primary_score_and_where_each_cell_chose_its_epoch(tmp_path, declared):
     _, suite = declared
     res = tmp_path / "res"

@@ -99,7 +99,7 @@ def _test(fam: DeclaredFamily, runs: dict[tuple, Run], ev: str, task: str, stude
     metric = (ra or rb)[0].task.main_metric if ra or rb else ""
     declared = {x for (t, s, m, x) in fam.cells if (t, s, m) == (task, student, a)} & {
         x for (t, s, m, x) in fam.cells if (t, s, m) == (task, student, b)}
-    rec: dict[str, Any] = {"declared_seeds": len(declared),"suite": fam.suite, "family": fam.name, "alternative": fam.alternative, "eval_set": ev,
+    rec: dict[str, Any] = {"declared_seeds": len(declared), "suite": fam.suite, "family": fam.name, "alternative": fam.alternative, "eval_set": ev,
                            "task": task, "student": student, "method": a, "baseline": b, "metric": metric,
                            "selection": _selection(ra + rb), "n_boot": n_boot, "boot_seed": seed, "test": TWO_LEVEL_TEST_NAME,
                            "n_seeds": 0, "seeds": "", "n_examples": 0}
@@ -176,11 +176,30 @@ def claims_markdown(tests: list[dict[str, Any]], n_boot: int, seed: int) -> str:
     if on_test:
         lines += ["", "† some or all cells chose their epoch on the test set itself (run before the validation "
                   "split, or with `data.validation.source: eval`): optimistic."]
-    notes = [f"{t['suite']}/{t['family']} {t['method']}:{t['baseline']} {t['task']} {t['student']} "
-             f"{t['eval_set']}: {t['note']}" for t in tests if t.get("note")]
+    notes = _missing_notes(tests) + [
+        f"{t['suite']}/{t['family']} {t['method']}:{t['baseline']} {t['task']} {t['student']} {t['eval_set']}: "
+        f"{t['note']}" for t in tests if t.get("note") and not t["note"].startswith(_NO_RESULTS)]
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+_NO_RESULTS = "no results for "
+
+
+def _missing_notes(tests: list[dict[str, Any]]) -> list[str]:
+    """One note per family, task, student and evaluation set whose tests lack a method's cells.
+
+    claims.csv keeps the per-test note; the markdown names each group once, with the methods
+    that have no cells, instead of one line per test that could not run.
+    """
+    groups: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for t in tests:
+        if t.get("note", "").startswith(_NO_RESULTS):
+            g = groups.setdefault((f"{t['suite']}/{t['family']}", t["task"], t["student"], t["eval_set"]), {})
+            g[t["note"][len(_NO_RESULTS):]] = g.get(t["note"][len(_NO_RESULTS):], 0) + 1
+    return [f"{fam} {task} {student} {ev}: {sum(g.values())} test(s) n/a, no results for {', '.join(g)}"
+            for (fam, task, student, ev), g in groups.items()]
 
 
 def claims_summary(tests: list[dict[str, Any]]) -> str:
