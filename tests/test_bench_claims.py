@@ -152,7 +152,7 @@ def test_tests_that_cannot_run_are_noted_once_per_group_not_once_per_test(tmp_pa
     notes = claims_markdown(tests, 200, 0).split("Notes:\n")[1].splitlines()
     assert notes == ["- s/main MRPC L2 dev: 3 test(s) n/a, no results for kd, alp",
                      "- s/worse MRPC L2 dev: 1 test(s) n/a, no results for alp",
-                     "- s/worse STS-B L2 dev: 1 test(s) n/a, no results for ce"]
+                     "- s/worse STS-B L2 dev: 1 test(s) n/a, no results for ce, alp"]  # both sides named
 
 
 def test_the_primary_score_and_where_each_cell_chose_its_epoch(tmp_path, declared):

@@ -52,6 +52,7 @@ COLUMNS = ["suite", "family", "alternative", "eval_set", "task", "student", "met
            "n_seeds", "seeds", "declared_seeds", "n_examples", "method_score", "baseline_score", "delta", "ci_low", "ci_high", "p_value",
            "p_holm", "holds", "family_size", "n_boot", "boot_seed", "test", "note"]
 
+_NO_RESULTS = "no results for "  # the note of a test one or both of whose methods have no cells
 _RELATION = {"greater": ">", "less": "<", "two-sided": "≠"}
 
 
@@ -106,7 +107,7 @@ def _test(fam: DeclaredFamily, runs: dict[tuple, Run], ev: str, task: str, stude
     nan = float("nan")
     rec.update(method_score=nan, baseline_score=nan, delta=nan, ci_low=nan, ci_high=nan, p_value=nan)
     if not ra or not rb:
-        rec["note"] = f"no results for {a if not ra else b}"
+        rec["note"] = _NO_RESULTS + ", ".join(m for m, r in ((a, ra), (b, rb)) if not r)
         return rec
     inputs, note = paired_inputs(ra, rb, PRIMARY, ev)
     rec["note"] = note
@@ -184,21 +185,19 @@ def claims_markdown(tests: list[dict[str, Any]], n_boot: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-_NO_RESULTS = "no results for "
-
-
 def _missing_notes(tests: list[dict[str, Any]]) -> list[str]:
     """One note per family, task, student and evaluation set whose tests lack a method's cells.
 
     claims.csv keeps the per-test note; the markdown names each group once, with the methods
     that have no cells, instead of one line per test that could not run.
     """
-    groups: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
     for t in tests:
         if t.get("note", "").startswith(_NO_RESULTS):
-            g = groups.setdefault((f"{t['suite']}/{t['family']}", t["task"], t["student"], t["eval_set"]), {})
-            g[t["note"][len(_NO_RESULTS):]] = g.get(t["note"][len(_NO_RESULTS):], 0) + 1
-    return [f"{fam} {task} {student} {ev}: {sum(g.values())} test(s) n/a, no results for {', '.join(g)}"
+            key = (f"{t['suite']}/{t['family']}", t["task"], t["student"], t["eval_set"])
+            groups.setdefault(key, []).append(t["note"][len(_NO_RESULTS):])
+    return [f"{fam} {task} {student} {ev}: {len(g)} test(s) n/a, no results for "
+            f"{', '.join(dict.fromkeys(m for n in g for m in n.split(', ')))}"
             for (fam, task, student, ev), g in groups.items()]
 
 
