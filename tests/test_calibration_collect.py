@@ -3,6 +3,7 @@ including the extra budgets of ``run.sh budget TASK LR EPOCHS`` and the task's o
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -70,3 +71,19 @@ def test_a_variant_keeps_its_colour_in_every_panel():
     colours = _collect().variant_colours(data)
     # pre-cls ran nowhere (empty or None): it takes no colour, and cut-cls is the same colour on both panels
     assert colours == {"cut-cls": 0, "cut-mean": 1, "cut-mean-lr2e-5-e8": 2}
+
+
+@pytest.mark.skipif(not (GLUE / "RTE").is_dir(), reason="needs ../shared/data/glue")
+def test_reproduction_records_count_only_for_the_teachers_current_weights(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    for t, weights in (("rte", b"rte weights"), ("cola", b"cola weights")):
+        _run(work / "teachers-v2" / t, [0.6, 0.55], {"f1": 0.545}, {"f1": 0.617}, 1)
+        (work / "teachers-v2" / t / "model.safetensors").write_bytes(weights)
+    record = {"bit_identical": True, "checked_on": "2026-12-06"}
+    (out / "teacher-reproduction.json").write_text(json.dumps({
+        "rte": {**record, "weights_sha256_original": hashlib.sha256(b"rte weights").hexdigest()},
+        "cola": {**record, "weights_sha256_original": hashlib.sha256(b"earlier cola weights").hexdigest()}}))
+    _collect().main(["--work", str(work), "--shared", str(REPO.parent / "shared"), "--out", str(out)])
+    md = (out / "calibration.md").read_text()
+    assert "Teachers fine-tuned again from scratch (teacher-reproduction.md): rte bit-identical (2026-12-06)." in md

@@ -14,6 +14,7 @@
 #       student (a task whose student has not plateaued, or overfits, at the shared budget)
 # LAYERKD_POOLINGS="cls" (or "mean") runs one head only, e.g. two lanes side by side.
 # then: python benchmarks/calibration/collect.py  -> benchmarks/results/calibration.{md,json}
+# Bit-for-bit check of a teacher: LAYERKD_REPRO=<fresh folder> bash benchmarks/calibration/reproduce.sh TASK
 # Outputs (outside git): $LAYERKD_WORK/teachers-v2/<task>, $LAYERKD_WORK/calibration/<run>
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
