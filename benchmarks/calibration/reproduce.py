@@ -3,8 +3,9 @@
     python benchmarks/calibration/reproduce.py --original WORK/teachers-v2 --rerun FRESH/teachers-v2 TASK...
 
 (``bash benchmarks/calibration/reproduce.sh TASK...`` runs the fine-tuning, then this.) For each task
-it compares the SHA-256 of the weight files (the hash the cell keys include) and every field of ``results.json`` except the timing
-(``train_seconds``): scores, per-epoch validation curve, selected epoch, test predictions, versions.
+it compares the SHA-256 of the weight files (the hash the cell keys include) and every field of
+``results.json`` except the timing (``train_seconds``): scores, per-epoch validation curve, selected
+epoch, test predictions, versions.
 The record is merged into ``benchmarks/results/teacher-reproduction.json`` (one entry per task, the
 newest check wins) and rendered as ``teacher-reproduction.md``. Paths are written relative to the
 work area (``teachers-v2/<task>``): committed results carry no machine's absolute paths.
@@ -74,7 +75,8 @@ def render(records: dict[str, dict]) -> str:
         "`results.json` except the training time. A teacher that reproduces keeps its cell keys (they",
         "include the weights' hash).",
         "",
-        "| task | checked on | weights (SHA-256, first 12): original | rerun | bit-identical | results fields that differ | rerun versions (threads) | note |",
+        "| task | checked on | weights (SHA-256, first 12): original | rerun | bit-identical "
+        "| results fields that differ | rerun versions (threads) | note |",
         "|---|---|---|---|:---:|---|---|---|",
     ]
     for task in sorted(records):
@@ -84,7 +86,8 @@ def render(records: dict[str, dict]) -> str:
         lines.append(
             f"| {task} | {r['checked_on']} | {r['weights_sha256_original'][:12]} | {r['weights_sha256_rerun'][:12]} "
             f"| {'yes' if r['bit_identical'] else '**no**'} | {diff} "
-            f"| layerkd {env['layerkd']}, torch {env['torch']}, transformers {env['transformers']} ({env['torch_threads']}) | {r.get('note', '')} |")
+            f"| layerkd {env['layerkd']}, torch {env['torch']}, transformers {env['transformers']} "
+            f"({env['torch_threads']}) | {r.get('note', '')} |")
     return "\n".join(lines) + "\n"
 
 
