@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 TASKS = ["SST-2", "MRPC", "CoLA", "STS-B", "RTE"]  # the summary's task names, in the headline's order
 STUDENTS = {"L2": "2-layer student (bottom 2 blocks of the teacher), `ild-v2`",
             "L3-pretrained": "pretrained 3-layer student (paraphrase-MiniLM-L3-v2), `pretrained-student-v2`"}
+SUITES = {"L2": "ild-v2", "L3-pretrained": "pretrained-student-v2"}  # the suite whose cells fill each headline
+BENCH_CMD = ("layerkd bench configs/suites/{suite}.yaml --results benchmarks/results/cells-v2 "
+             "--var shared=../shared --var work=../layerkd-work --workers 2")
 REPORT_CMD = ("layerkd report benchmarks/results/cells-v2 --out benchmarks/results/report-v2 "
               "--suite configs/suites/ild-v2.yaml --suite configs/suites/ood-v2.yaml "
               "--suite configs/suites/pretrained-student-v2.yaml --var shared=../shared --var work=../layerkd-work")
@@ -90,6 +93,24 @@ def headline(summary: list[dict[str, str]], glue: list[dict[str, str]], student:
         lines.append(f"| {m} | " + " | ".join(_score(by_task[t]) if t in by_task else "missing" for t in tasks)
                      + f" | {_pct(avg)} | {ratio} |")
     return "\n".join(lines)
+
+
+def not_run(summary: list[dict[str, str]], student: str) -> str:
+    """The headline's cells that have not run, per task, and the command that runs them ('' when none)."""
+    rows = [r for r in summary if r["eval_set"] == "dev" and r["student"] == student and r["role"] != "teacher"]
+    missing: dict[str, int] = {}
+    expected: dict[str, int] = {}
+    for r in rows:
+        n, exp = int(r.get("n") or 0), int(r.get("expected_n") or 0)
+        missing[r["task"]] = missing.get(r["task"], 0) + max(exp - n, 0)
+        expected[r["task"]] = expected.get(r["task"], 0) + exp
+    if not any(missing.values()):
+        return ""
+    per_task = ", ".join(f"{t} {missing[t]} of {expected[t]}" for t in TASKS if missing.get(t))
+    return (f"Not run yet: {sum(missing.values())} of {sum(expected.values())} cells ({per_task}). `{BENCH_CMD.format(suite=SUITES[student])}` "
+            "runs them (finished cells are skipped, interrupted ones resume from their checkpoints; `--seed S` or "
+            "`--task T` runs a part; the teachers are `bash benchmarks/calibration/run.sh teachers`), then "
+            "`bash benchmarks/report_v2.sh`.")
 
 
 def rows_metric(rows: list[dict[str, str]], task: str) -> str:
@@ -197,6 +218,9 @@ def section(report: Path, calibration: Path, spreads: list[Path] | None = None, 
                 parts += [f"**{desc}.** Test set = GLUE dev, main metric ×100 at the epoch selected on the validation "
                           "split (the primary score), mean ± std over seeds (n found / expected); GLUE avg. as in "
                           "`layerkd report`; / teacher = the student's GLUE avg. over the teacher's.", "", table, ""]
+                pending = not_run(summary, student)
+                if pending:
+                    parts += [pending, ""]
         table = ood(summary)
         parts += ["**Out of distribution** (`ood-v2`: the MRPC models on PAWS-Wiki dev).", "",
                   table or "No out-of-distribution rows yet.", ""]

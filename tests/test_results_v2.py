@@ -59,6 +59,8 @@ def test_headline_from_report_files(tmp_path):
     assert "| teacher | 86.0 | missing | 85.7 | – | |" in md
     assert "| ce | 82.4 ± 1.0 (3/5 ⚠) | missing | 81.2 ± 0.4 (5/5) | 82.2 | – |" in md  # no teacher avg.: no ratio
     assert "| paws-wiki | MRPC | L2 | ce | f1 | 50.0 (3/5 ⚠) |" in md
+    assert ("Not run yet: 7 of 15 cells (MRPC 2 of 5, CoLA 5 of 5). `layerkd bench configs/suites/ild-v2.yaml "
+            "--results benchmarks/results/cells-v2 --var shared=../shared --var work=../layerkd-work --workers 2` runs them") in md
     assert "| kd-methods-vs-ce | no |" in md and "\n# Claims" not in md
     assert "sts-b: teacher 85.7; the same 2-layer cut with a [CLS] head 35.9, with a mean-pooled head 81.2" in md
     assert "STS-B (2000 training rows): layers 1–2, [CLS] ≥ 0.9998, mean-pooled ≤ 0.72" in md  # layer 3 varies: not listed
@@ -73,3 +75,11 @@ def test_no_report_yet_says_what_to_run(tmp_path):
     assert "Reading the `internal` row" not in md  # no decomposition run: no note
     assert "No v2 report yet" in md and "layerkd report benchmarks/results/cells-v2" in md
     assert "calibration.json not found" in md
+
+
+def test_a_complete_headline_lists_nothing_to_run():
+    row = {"eval_set": "dev", "student": "L3-pretrained", "role": "student", "task": "RTE", "method": "ce"}
+    mod = _mod()
+    assert mod.not_run([{**row, "n": "3", "expected_n": "3"}], "L3-pretrained") == ""
+    text = mod.not_run([{**row, "n": "0", "expected_n": "3"}, {**row, "method": "kd", "n": "3", "expected_n": "3"}], "L3-pretrained")
+    assert text.startswith("Not run yet: 3 of 6 cells (RTE 3 of 6). `layerkd bench configs/suites/pretrained-student-v2.yaml ")
