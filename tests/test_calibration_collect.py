@@ -87,3 +87,24 @@ def test_reproduction_records_count_only_for_the_teachers_current_weights(tmp_pa
     _collect().main(["--work", str(work), "--shared", str(REPO.parent / "shared"), "--out", str(out)])
     md = (out / "calibration.md").read_text()
     assert "Teachers fine-tuned again from scratch (teacher-reproduction.md): rte bit-identical (2026-12-06)." in md
+
+
+@pytest.mark.skipif(not (GLUE / "MRPC").is_dir(), reason="needs ../shared/data/glue")
+def test_from_json_renders_the_page_again_without_the_work_area(tmp_path):
+    """The work area is lost: --from-json re-renders calibration.md from the committed calibration.json
+    (a new reproduction record shows) and leaves calibration.json untouched."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    _run(work / "teachers-v2" / "rte", [0.6, 0.55], {"f1": 0.545}, {"f1": 0.617}, 1)
+    (work / "teachers-v2" / "rte" / "model.safetensors").write_bytes(b"rte weights")
+    mod = _collect()
+    mod.main(["--work", str(work), "--shared", str(REPO.parent / "shared"), "--out", str(out)])
+    before = (out / "calibration.json").read_bytes()
+    (out / "teacher-reproduction.json").write_text(json.dumps({"rte": {
+        "bit_identical": True, "checked_on": "2026-12-07",
+        "weights_sha256_original": hashlib.sha256(b"rte weights").hexdigest()}}))
+    mod.main(["--work", str(tmp_path / "lost"), "--out", str(out), "--from-json"])
+    assert (out / "calibration.json").read_bytes() == before
+    md = (out / "calibration.md").read_text()
+    assert "(teacher-reproduction.md): rte bit-identical (2026-12-07)." in md
+    assert f"Teacher weights (SHA-256, first 12): rte {hashlib.sha256(b'rte weights').hexdigest()[:12]}" in md

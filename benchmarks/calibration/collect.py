@@ -67,8 +67,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default=os.environ.get("LAYERKD_WORK", str(REPO.parent / "layerkd-work")))
     ap.add_argument("--shared", default=os.environ.get("LAYERKD_SHARED", str(REPO.parent / "shared")))
     ap.add_argument("--out", default=str(OUT), help="folder of calibration.{json,md} (default benchmarks/results)")
+    ap.add_argument("--from-json", action="store_true",
+                    help="only render calibration.md again from the committed calibration.json (e.g. after a new "
+                         "teacher-reproduction record), without reading the work area's runs")
     a = ap.parse_args(argv)
     out = Path(a.out)
+    if a.from_json:
+        data = json.loads((out / "calibration.json").read_text())
+        (out / "calibration.md").write_text(_markdown(data, out / "teacher-reproduction.json"))
+        print(f"wrote {out / 'calibration.md'}")
+        return
     work, glue = Path(a.work), Path(a.shared) / "data" / "glue"
     data: dict = {}
     from layerkd.bench.suite import teacher_hash  # noqa: PLC0415

@@ -14,7 +14,10 @@
 #       student (a task whose student has not plateaued, or overfits, at the shared budget)
 # LAYERKD_POOLINGS="cls" (or "mean") runs one head only, e.g. two lanes side by side.
 # then: python benchmarks/calibration/collect.py  -> benchmarks/results/calibration.{md,json}
+#   (--from-json renders calibration.md again from the committed json, e.g. after a reproduction record)
 # Bit-for-bit check of a teacher: LAYERKD_REPRO=<fresh folder> bash benchmarks/calibration/reproduce.sh TASK
+# A teacher rebuilt after the work area was lost, checked against what the committed cells recorded:
+#   python benchmarks/calibration/reproduce.py --recorded benchmarks/results/cells-v2 --rerun ../layerkd-work/teachers-v2 TASK
 # Outputs (outside git): $LAYERKD_WORK/teachers-v2/<task>, $LAYERKD_WORK/calibration/<run>
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
