@@ -23,7 +23,7 @@ from layerkd.bench.claims import (
 )
 from layerkd.bench.report import load_results
 from layerkd.bench.stats import holm
-from layerkd.bench.suite import load_suite
+from layerkd.bench.suite import cell_key, load_suite
 from layerkd.errors import ConfigError
 from layerkd.metrics import compute_metrics
 from scripts import load_script
@@ -263,3 +263,47 @@ def test_report_reading_notes_follow_where_the_epoch_was_selected():
     assert "optimistic" in best_note([dev]) and "1 of 2 cells" in best_note([val, dev])
     assert selected_where([val]).startswith("the epoch selected on the validation split")
     assert selected_where([dev, dev]) == "the epoch selected on dev itself"
+
+
+def test_without_the_teacher_weights_cells_are_matched_on_the_hash_they_recorded(tmp_path):
+    """The work area (the teachers) is lost: the claims must still be decided from the committed cells,
+    matched on the declared config and the teacher hash they recorded, and said so; cells that record
+    two different teachers for one task are never paired."""
+    teacher = tmp_path / "teachers" / "mrpc"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"the mrpc teacher")
+    fams = [{"name": "main", "pairs": [["kd", "ce"]], "tasks": ["mrpc"]}]
+    p = _suite_file(tmp_path, fams)
+    here = load_suite(p, {"work": str(tmp_path)})
+    h = next(c.teacher_hash for c in here.cells if c.task == "mrpc")
+    assert h
+    res = tmp_path / "res"
+    _results(res, here, {"ce": 0.60, "kd": 0.75})
+    for f in res.glob("*.json"):  # the cells record the teacher they ran on
+        rec = json.loads(f.read_text())
+        rec["teacher"]["fingerprint"] = h
+        f.write_text(json.dumps(rec))
+    runs, _, _ = load_results(res)
+    with_teacher = claim_tests(families_of(here), runs, n_boot=300, seed=0)[0]
+    assert with_teacher["seeds"] == "1 2 3" and with_teacher["teacher_recorded"] == []
+
+    (teacher / "model.safetensors").unlink()  # the work area is gone
+    gone = load_suite(p, {"work": str(tmp_path)})
+    assert {c.key for c in gone.cells if c.task == "mrpc"}.isdisjoint({c.key for c in here.cells})
+    t = claim_tests(families_of(gone), runs, n_boot=300, seed=0)[0]
+    assert t["seeds"] == "1 2 3" and t["p_value"] == with_teacher["p_value"] and t["teacher_recorded"] == [h]
+    assert f"MRPC: the teacher's weights are not on this machine; its cells were matched on the config the suite " \
+           f"declares and on the teacher hash they recorded ({h[:12]}, the same in every cell)" in claims_markdown([t], 300, 0)
+
+    # one cell says it ran on another teacher (its key agrees with that): the task's cells are not paired
+    odd = next(f for f in res.glob("*.json") if json.loads(f.read_text())["cell"]["method"] == "kd")
+    rec = json.loads(odd.read_text())
+    other = "f" * 64
+    cell = next(c for c in gone.cells if (c.method, c.seed, c.task) == ("kd", rec["cell"]["seed"], "mrpc"))
+    rec["teacher"]["fingerprint"], rec["key"] = other, cell_key(cell.config, gone.variables, other)
+    odd.unlink()
+    _write(res, rec)
+    runs, _, _ = load_results(res)
+    t = claim_tests(families_of(gone), runs, n_boot=300, seed=0)[0]
+    assert t["holds"] == "n/a" and t["n_seeds"] == 0 and sorted(t["teacher_recorded"]) == sorted([h, other])
+    assert "2 different hashes: not paired" in claims_markdown([t], 300, 0)

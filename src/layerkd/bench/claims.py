@@ -33,7 +33,9 @@ marked (``selection`` column, † in claims.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..errors import ConfigError
@@ -68,6 +70,9 @@ class DeclaredFamily:
     students: list[str]
     eval_sets: list[str]
     cells: dict[tuple[str, str, str, int], str] = field(default_factory=dict)  # (task, student, method, seed) -> key
+    #: cells whose teacher weights are not on this machine (the work area is elsewhere or lost): their key
+    #: computed again from a teacher hash, so a result is matched on the declared config and the hash it recorded
+    rekey: dict[tuple[str, str, str, int], Callable[[str], str]] = field(default_factory=dict)
 
 
 def _task_name(name: str) -> str:
@@ -80,11 +85,15 @@ def _task_name(name: str) -> str:
 def families_of(suite: Any) -> list[DeclaredFamily]:
     """The declared families of a loaded :class:`layerkd.bench.suite.Suite`."""
     cells = {(_task_name(c.task), c.student_label, c.method, c.seed): c.key for c in suite.cells}
+    from .suite import cell_key  # noqa: PLC0415  (suite imports the families' checks)
+
+    rekey = {(_task_name(c.task), c.student_label, c.method, c.seed): partial(cell_key, c.config, suite.variables)
+             for c in suite.cells if not c.teacher_hash}
     all_tasks = list(dict.fromkeys(c.task for c in suite.cells))
     students = list(dict.fromkeys(c.student_label for c in suite.cells))
     return [DeclaredFamily(suite=suite.name, name=f.name, pairs=[tuple(p) for p in f.pairs], alternative=f.alternative,
                            tasks=[_task_name(t) for t in (f.tasks or all_tasks)], students=students,
-                           eval_sets=list(f.eval_sets), cells=cells)
+                           eval_sets=list(f.eval_sets), cells=cells, rekey=rekey)
             for f in suite.comparisons]
 
 
@@ -132,18 +141,42 @@ def pending(rec: dict[str, Any]) -> bool:
     return 0 < rec["n_seeds"] < rec.get("declared_seeds", 0)
 
 
+def _recorded_hash(run: Run) -> str:
+    return str((run.teacher or {}).get("fingerprint") or "")
+
+
+def declared_runs(fam: DeclaredFamily, runs: list[Run]) -> tuple[dict[tuple, Run], dict[str, set[str]]]:
+    """The family's cells among ``runs``, and, per task, the recorded teacher hashes they were matched on.
+
+    A result belongs to the family when its key is the one the suite declares. Where the teacher's
+    weights are not on this machine that key cannot be computed; the result is then matched on the
+    declared config with the teacher hash it recorded, and only if every such cell of the task recorded
+    the same hash (two teachers are never paired silently: the task's tests have no results then).
+    """
+    mine = {r.identity: r for r in runs if r.identity in fam.cells and fam.cells[r.identity] in ("", r.key)}
+    recorded: dict[str, dict[str, list[Run]]] = {}
+    for r in runs:
+        redo = fam.rekey.get(r.identity)
+        if r.identity not in mine and redo is not None and redo(_recorded_hash(r)) == r.key:
+            recorded.setdefault(r.identity[0], {}).setdefault(_recorded_hash(r), []).append(r)
+    for by_hash in recorded.values():
+        if len(by_hash) == 1:
+            mine.update({r.identity: r for rs in by_hash.values() for r in rs})
+    return mine, {task: set(by_hash) for task, by_hash in recorded.items()}
+
+
 def claim_tests(families: list[DeclaredFamily], runs: list[Run], n_boot: int, seed: int) -> list[dict[str, Any]]:
     """Every declared test, Holm-adjusted within its family, with ``holds`` decided by the rule."""
     out: list[dict[str, Any]] = []
     for fam in families:
-        mine = {r.identity: r for r in runs
-                if r.identity in fam.cells and fam.cells[r.identity] in ("", r.key)}
+        mine, recorded = declared_runs(fam, runs)
         recs = [_test(fam, mine, ev, t, s, a, b, n_boot, seed)
                 for ev in fam.eval_sets for t in fam.tasks for s in fam.students for a, b in fam.pairs]
         # the declared family size counts: a test that could not run, or has not all its seeds, enters as p = 1
         adjusted = holm([1.0 if _nan(r["p_value"]) or pending(r) else r["p_value"] for r in recs])
         for r, p in zip(recs, adjusted, strict=True):
             r["family_size"] = len(recs)
+            r["teacher_recorded"] = sorted(recorded.get(r["task"], ()))
             r["p_holm"] = float("nan") if _nan(r["p_value"]) or pending(r) else p
             r["holds"] = ("pending" if pending(r) else "n/a" if _nan(r["p_holm"])
                           else "yes" if r["p_holm"] < HOLDS_ALPHA else "no")
@@ -177,7 +210,7 @@ def claims_markdown(tests: list[dict[str, Any]], n_boot: int, seed: int) -> str:
     if on_test:
         lines += ["", "† some or all cells chose their epoch on the test set itself (run before the validation "
                   "split, or with `data.validation.source: eval`): optimistic."]
-    notes = _missing_notes(tests) + [
+    notes = _missing_notes(tests) + _recorded_notes(tests) + [
         f"{t['suite']}/{t['family']} {t['method']}:{t['baseline']} {t['task']} {t['student']} {t['eval_set']}: "
         f"{t['note']}" for t in tests if t.get("note") and not t["note"].startswith(_NO_RESULTS)]
     if notes:
@@ -199,6 +232,19 @@ def _missing_notes(tests: list[dict[str, Any]]) -> list[str]:
     return [f"{fam} {task} {student} {ev}: {len(g)} test(s) n/a, no results for "
             f"{', '.join(dict.fromkeys(m for n in g for m in n.split(', ')))}"
             for (fam, task, student, ev), g in groups.items()]
+
+
+def _recorded_notes(tests: list[dict[str, Any]]) -> list[str]:
+    """One note per task whose cells were matched on the teacher hash they recorded (teacher not here)."""
+    seen: dict[str, list[str]] = {}
+    for t in tests:
+        if t.get("teacher_recorded"):
+            seen.setdefault(t["task"], t["teacher_recorded"])
+    return [f"{task}: the teacher's weights are not on this machine; its cells were matched on the config the suite "
+            "declares and on the teacher hash they recorded" + (f" ({hashes[0][:12]}, the same in every cell)"
+                                                              if len(hashes) == 1 else
+                                                              f" — {len(hashes)} different hashes: not paired")
+            for task, hashes in seen.items()]
 
 
 def claims_summary(tests: list[dict[str, Any]]) -> str:
