@@ -108,3 +108,11 @@ def test_recorded_check_refuses_a_task_without_cells_or_with_two_teachers(tmp_pa
             raise AssertionError("expected exit code 2")
         assert expected in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_scores_equal_to_the_last_digits_match_but_a_real_difference_does_not():
+    same = _reproduce().same
+    assert same({"pearson": 0.8573632777461881}, {"pearson": 0.857363277746188})  # one unit in the last place
+    assert not same({"pearson": 0.8573632777461881}, {"pearson": 0.8573632777})
+    assert not same({"pearson": 0.857}, {"pearson": 0.857, "spearmanr": 0.85})
+    assert not same([1, 0, 1], [1, 1, 1]) and same([1, 0], [1, 0])

@@ -6,7 +6,7 @@
 (``bash benchmarks/calibration/reproduce.sh TASK...`` runs the fine-tuning, then this.) For each task
 it compares the SHA-256 of the weight files (the hash the cell keys include) and every field of
 ``results.json`` except the timing (``train_seconds``): scores, per-epoch validation curve, selected
-epoch, test predictions, versions.
+epoch, test predictions, versions. Floats are equal to a relative 1e-12 (:func:`same`).
 
 When the original teacher is gone (the work area outside git was lost), ``--recorded CELLS`` compares
 the rebuilt one with what the committed cells recorded of it instead: the weights' hash in every
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +33,19 @@ TIMING = {"train_seconds"}
 def _bad_input(message: str) -> None:
     print(message, file=sys.stderr)
     raise SystemExit(2)
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, except that two floats may differ in the last digits (relative 1e-12): a score computed
+    again from identical predictions can differ by one unit in the last place (the summation order of a
+    vectorised reduction). Weights (by hash) and predictions (integers) are still compared exactly."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def weights_sha256(run: Path) -> str:
@@ -54,7 +68,7 @@ def _results(run: Path) -> dict:
 def compare(task: str, original: Path, rerun: Path, note: str = "") -> dict:
     """One task's record: hashes, whether they match, and which results fields differ (timing aside)."""
     a, b = _results(original), _results(rerun)
-    differing = sorted(k for k in set(a) | set(b) if k not in TIMING and a.get(k) != b.get(k))
+    differing = sorted(k for k in set(a) | set(b) if k not in TIMING and not same(a.get(k), b.get(k)))
     ha, hb = weights_sha256(original), weights_sha256(rerun)
     env = b.get("environment") or {}
     return {
@@ -100,7 +114,7 @@ def compare_recorded(task: str, cells: Path, rerun: Path, note: str = "") -> dic
     b = _results(rerun)
     now = {"best": b.get("best"), "last": b.get("last"),
            "dev_predictions.best": (b.get("dev_predictions") or {}).get("best")}
-    differing = sorted(k for k in now if now[k] != rec[k])
+    differing = sorted(k for k in now if not same(now[k], rec[k]))
     hb = weights_sha256(rerun)
     env = b.get("environment") or {}
     return {
@@ -129,7 +143,8 @@ def render(records: dict[str, dict]) -> str:
         "Each v2 teacher listed was fine-tuned a second time from scratch, in a fresh work area, with the",
         "command that made it (`LAYERKD_REPRO=<fresh folder> bash benchmarks/calibration/reproduce.sh TASK`), and",
         "compared with the teacher the `ild-v2` cells use: the SHA-256 of the weights and every field of",
-        "`results.json` except the training time. A teacher that reproduces keeps its cell keys (they",
+        "`results.json` except the training time (scores equal to a relative 1e-12: a score computed again",
+        "from identical predictions can differ in its last digit). A teacher that reproduces keeps its cell keys (they",
         "include the weights' hash). Where the original was lost with the work area outside git, the rerun",
         "is compared with what the committed cells recorded of it (`--recorded`): the weights' hash in their",
         "keys, the teacher's best and last test scores and its test predictions (\"original\" below).",
