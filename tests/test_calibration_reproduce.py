@@ -56,18 +56,23 @@ def test_different_weights_or_scores_fail_and_merge_with_earlier_records(tmp_pat
     assert "| **no** | best |" in (out / "teacher-reproduction.md").read_text()
 
 
-def _cell(cells: Path, name: str, task: str, weights: bytes, best: float, preds: list[int]) -> None:
+synthetic = load_script("tests/fixtures/bench/synthetic.py", "bench_synthetic")
+
+
+def _cell(cells: Path, name: str, task: str, weights: bytes, best: float, preds: list[int], method: str = "ce") -> None:
+    """A committed cell result (the report's schema) that ran on the teacher with these weights."""
     cells.mkdir(parents=True, exist_ok=True)
-    (cells / f"{name}.json").write_text(json.dumps({
-        "cell": {"task": task, "method": "ce", "seed": 1},
-        "teacher": {"path": f"${{work}}/teachers-v2/{task}", "fingerprint": hashlib.sha256(weights).hexdigest(),
-                    "best": {"accuracy": best}, "last": {"accuracy": best}, "dev_predictions": preds}}))
+    metric = synthetic.TASKS[task][1]
+    rec = synthetic.record(task=task, student="L2", method=method, seed=1, key=name.ljust(16, "0"))
+    rec["teacher"] = {"path": f"${{work}}/teachers-v2/{task}", "fingerprint": hashlib.sha256(weights).hexdigest(),
+                      "best": {metric: best}, "last": {metric: best}, "dev_predictions": preds}
+    (cells / f"{rec['key']}.json").write_text(json.dumps(rec))
 
 
-def _rebuilt(path: Path, weights: bytes, best: float, preds: list[int]) -> None:
+def _rebuilt(path: Path, weights: bytes, best: float, preds: list[int], metric: str = "f1") -> None:
     _teacher(path, weights, best, 5.0)
     res = json.loads((path / "results.json").read_text())
-    res.update(last={"accuracy": best}, dev_predictions={"best": preds, "last": preds})
+    res.update(best={metric: best}, last={metric: best}, dev_predictions={"best": preds, "last": preds})
     (path / "results.json").write_text(json.dumps(res))
 
 
@@ -75,31 +80,31 @@ def test_a_rebuilt_teacher_is_checked_against_what_the_committed_cells_recorded(
     """The work area was lost: the rebuilt teacher must match the hash in the cells' keys, and its
     scores and test predictions must match those the cells recorded; a one-label change is named."""
     cells = tmp_path / "cells"
-    _cell(cells, "a", "sst-2", b"w", 0.898, [1, 0, 1])
-    _cell(cells, "b", "sst-2", b"w", 0.898, [1, 0, 1])
-    _cell(cells, "c", "rte", b"other", 0.5, [0])
-    _rebuilt(tmp_path / "work" / "sst-2", b"w", 0.898, [1, 0, 1])
+    _cell(cells, "a", "mrpc", b"w", 0.898, [1, 0, 1])
+    _cell(cells, "b", "mrpc", b"w", 0.898, [1, 0, 1], method="kd")
+    _cell(cells, "c", "sts-b", b"other", 0.5, [0])
+    _rebuilt(tmp_path / "work" / "mrpc", b"w", 0.898, [1, 0, 1])
     out = tmp_path / "out"
     mod = _reproduce()
-    assert mod.main(["--recorded", str(cells), "--rerun", str(tmp_path / "work"), "--out", str(out), "sst-2"]) == 0
-    rec = json.loads((out / "teacher-reproduction.json").read_text())["sst-2"]
+    assert mod.main(["--recorded", str(cells), "--rerun", str(tmp_path / "work"), "--out", str(out), "mrpc"]) == 0
+    rec = json.loads((out / "teacher-reproduction.json").read_text())["mrpc"]
     assert rec["bit_identical"] is True and rec["results_fields_differing"] == []
     assert rec["original"] == "recorded in 2 committed cells"
     assert "original: recorded in 2 committed cells" in (out / "teacher-reproduction.md").read_text()
 
-    _rebuilt(tmp_path / "work2" / "sst-2", b"w2", 0.898, [1, 1, 1])
-    assert mod.main(["--recorded", str(cells), "--rerun", str(tmp_path / "work2"), "--out", str(out), "sst-2"]) == 1
-    rec = json.loads((out / "teacher-reproduction.json").read_text())["sst-2"]
+    _rebuilt(tmp_path / "work2" / "mrpc", b"w2", 0.898, [1, 1, 1])
+    assert mod.main(["--recorded", str(cells), "--rerun", str(tmp_path / "work2"), "--out", str(out), "mrpc"]) == 1
+    rec = json.loads((out / "teacher-reproduction.json").read_text())["mrpc"]
     assert rec["bit_identical"] is False and rec["results_fields_differing"] == ["dev_predictions.best"]
 
 
 def test_recorded_check_refuses_a_task_without_cells_or_with_two_teachers(tmp_path, capsys):
     cells = tmp_path / "cells"
-    _cell(cells, "a", "cola", b"w", 0.3, [0])
-    _cell(cells, "b", "cola", b"w-changed", 0.3, [0])
-    _rebuilt(tmp_path / "work" / "cola", b"w", 0.3, [0])
+    _cell(cells, "a", "sts-b", b"w", 0.3, [0])
+    _cell(cells, "b", "sts-b", b"w-changed", 0.3, [0], method="kd")
+    _rebuilt(tmp_path / "work" / "sts-b", b"w", 0.3, [0], "pearson")
     mod = _reproduce()
-    for task, expected in (("mrpc", "no cell of task 'mrpc'"), ("cola", "2 different teacher hashes")):
+    for task, expected in (("rte", "no cell of task 'rte'"), ("sts-b", "2 different teacher hashes")):
         try:
             mod.main(["--recorded", str(cells), "--rerun", str(tmp_path / "work"), "--out", str(tmp_path / "o"), task])
         except SystemExit as e:

@@ -86,26 +86,26 @@ def compare(task: str, original: Path, rerun: Path, note: str = "") -> dict:
 
 
 def recorded_teacher(task: str, cells: Path) -> dict:
-    """What the committed cells of ``task`` recorded of their ``teachers-v2/<task>`` teacher: the hashes
-    (one, unless the teacher changed between cells), and its scores and test predictions."""
-    seen: dict[str, dict] = {}
-    count = 0
-    for path in sorted(cells.glob("*.json")):
-        try:
-            cell = json.loads(path.read_text())
-        except ValueError:
-            _bad_input(f"{path}: not a JSON cell result")
-        teacher = cell.get("teacher") or {}
-        if (cell.get("cell") or {}).get("task") == task and str(teacher.get("path", "")).endswith(f"teachers-v2/{task}"):
-            seen.setdefault(teacher.get("fingerprint") or "", teacher)
-            count += 1
-    if not seen:
+    """What the committed cells of ``task`` recorded of their ``teachers-v2/<task>`` teacher (read by the
+    report's own reader): the hash (one, unless the teacher changed between cells), scores, predictions."""
+    from layerkd.bench.results import load_results  # noqa: PLC0415
+    from layerkd.errors import ConfigError  # noqa: PLC0415
+    from layerkd.tasks import get_task  # noqa: PLC0415
+
+    try:
+        runs, _, _ = load_results(cells)
+        name = get_task(task).name
+    except ConfigError as exc:
+        _bad_input(str(exc))
+    mine = [r for r in runs if r.task.name == name and str(r.teacher.get("path", "")).endswith(f"teachers-v2/{task}")]
+    hashes = {r.teacher_hash for r in mine}
+    if not mine:
         _bad_input(f"{cells}: no cell of task {task!r} with a teachers-v2/{task} teacher (expected committed cell results)")
-    if len(seen) > 1:
-        _bad_input(f"{cells}: the {task} cells record {len(seen)} different teacher hashes; compare with --original")
-    (fingerprint, teacher), = seen.items()
-    return {"fingerprint": fingerprint, "cells": count,
-            "best": teacher.get("best"), "last": teacher.get("last"), "dev_predictions.best": teacher.get("dev_predictions")}
+    if len(hashes) > 1:
+        _bad_input(f"{cells}: the {task} cells record {len(hashes)} different teacher hashes; compare with --original")
+    t = mine[0].teacher
+    return {"fingerprint": mine[0].teacher_hash, "cells": len(mine),
+            "best": t.get("best"), "last": t.get("last"), "dev_predictions.best": t.get("dev_predictions")}
 
 
 def compare_recorded(task: str, cells: Path, rerun: Path, note: str = "") -> dict:

@@ -141,10 +141,6 @@ def pending(rec: dict[str, Any]) -> bool:
     return 0 < rec["n_seeds"] < rec.get("declared_seeds", 0)
 
 
-def _recorded_hash(run: Run) -> str:
-    return str((run.teacher or {}).get("fingerprint") or "")
-
-
 def declared_runs(fam: DeclaredFamily, runs: list[Run]) -> tuple[dict[tuple, Run], dict[str, set[str]]]:
     """The family's cells among ``runs``, and, per task, the recorded teacher hashes they were matched on.
 
@@ -157,8 +153,8 @@ def declared_runs(fam: DeclaredFamily, runs: list[Run]) -> tuple[dict[tuple, Run
     recorded: dict[str, dict[str, list[Run]]] = {}
     for r in runs:
         redo = fam.rekey.get(r.identity)
-        if r.identity not in mine and redo is not None and redo(_recorded_hash(r)) == r.key:
-            recorded.setdefault(r.identity[0], {}).setdefault(_recorded_hash(r), []).append(r)
+        if r.identity not in mine and redo is not None and redo(r.teacher_hash) == r.key:
+            recorded.setdefault(r.identity[0], {}).setdefault(r.teacher_hash, []).append(r)
     for by_hash in recorded.values():
         if len(by_hash) == 1:
             mine.update({r.identity: r for rs in by_hash.values() for r in rs})

@@ -96,6 +96,11 @@ class Run:
     def identity(self) -> tuple[str, str, str, int]:
         return (self.task.name, self.student, self.method, self.seed)
 
+    @property
+    def teacher_hash(self) -> str:
+        """The SHA-256 of the teacher weights the cell ran on, as it recorded it ('' when none)."""
+        return str((self.teacher or {}).get("fingerprint") or "")
+
     def metrics(self, which: str, eval_set: str = "dev") -> dict[str, float] | None:
         if eval_set == "dev":
             m = self.result.get(which)
