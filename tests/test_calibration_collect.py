@@ -108,3 +108,11 @@ def test_from_json_renders_the_page_again_without_the_work_area(tmp_path):
     md = (out / "calibration.md").read_text()
     assert "(teacher-reproduction.md): rte bit-identical (2026-12-07)." in md
     assert f"Teacher weights (SHA-256, first 12): rte {hashlib.sha256(b'rte weights').hexdigest()[:12]}" in md
+
+
+def test_from_json_without_the_json_is_one_line_and_writes_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _collect().main(["--out", str(tmp_path), "--from-json"])
+    assert e.value.code == 2
+    assert f"{tmp_path / 'calibration.json'}: missing" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     out = Path(a.out)
     if a.from_json:
-        data = json.loads((out / "calibration.json").read_text())
+        src = out / "calibration.json"
+        if not src.is_file():
+            print(f"{src}: missing (expected the calibration.json a full collect.py run wrote)", file=sys.stderr)
+            raise SystemExit(2)
+        data = json.loads(src.read_text())
         (out / "calibration.md").write_text(_markdown(data, out / "teacher-reproduction.json"))
         print(f"wrote {out / 'calibration.md'}")
         return
